@@ -1,0 +1,1 @@
+"""Core engine of the studio: configs, registry, launcher, datasets, models and chat (no Gradio here)."""

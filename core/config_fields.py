@@ -1,0 +1,94 @@
+"""Field metadata for config dataclasses: label, help, range and choices, read by the form, validation and CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from core.problems import Problem
+
+Choices = Sequence[str] | Callable[[], Sequence[str]]
+
+
+def option(
+    default: Any,
+    label: str,
+    help: str = "",
+    *,
+    choices: Choices | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    group: str = "basic",
+    shown_when: dict[str, Sequence[str]] | None = None,
+) -> Any:
+    """A dataclass field that carries what the form and the validator need to know about it.
+
+    ``shown_when`` maps another field's name to the values for which this field matters
+    (the form hides it otherwise; validation still checks it).
+    """
+    meta = {
+        "label": label,
+        "help": help,
+        "choices": choices,
+        "min": min,
+        "max": max,
+        "group": group,
+        "shown_when": shown_when or {},
+    }
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def choices_of(f: dataclasses.Field) -> list[str] | None:
+    choices = f.metadata.get("choices")
+    if choices is None:
+        return None
+    return list(choices() if callable(choices) else choices)
+
+
+def coerce(f: dataclasses.Field, value: Any) -> tuple[Any, Problem | None]:
+    """Turn a form or CLI value into the field's type, or say what was expected."""
+    kind = f.type if isinstance(f.type, type) else {"int": int, "float": float, "bool": bool, "str": str}.get(
+        str(f.type), str
+    )
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value, None
+            if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+                return value.strip().lower() in ("true", "1", "yes", "on"), None
+            if isinstance(value, int | float) and value in (0, 1):
+                return bool(value), None
+            raise ValueError
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+            if not number.is_integer():
+                raise ValueError
+            return int(number), None
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value), None
+        if value is None:
+            return "", None
+        return str(value), None
+    except (TypeError, ValueError):
+        expected = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, "text")
+        return f.default, Problem(f"expected {expected}, got {value!r}", field=f.name)
+
+
+def check_field(f: dataclasses.Field, value: Any) -> list[Problem]:
+    """Range and choice checks for one already-coerced value."""
+    problems = []
+    choices = choices_of(f)
+    if choices is not None and value not in choices:
+        problems.append(Problem(f"must be one of {', '.join(choices)}; got {value!r}", field=f.name))
+    low, high = f.metadata.get("min"), f.metadata.get("max")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if low is not None and value < low:
+            problems.append(Problem(f"must be at least {low}; got {value}", field=f.name))
+        if high is not None and value > high:
+            problems.append(Problem(f"must be at most {high}; got {value}", field=f.name))
+    return problems

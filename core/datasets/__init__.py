@@ -1,0 +1,1 @@
+"""Datasets: the studio's internal sample form, format loaders and the on-disk store of registered datasets."""

@@ -1,0 +1,1 @@
+"""Models: the built-in tiny LLaVA, loading by hub id or folder, and naming the parts of a model."""

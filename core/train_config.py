@@ -1,0 +1,206 @@
+"""The one definition of a training run's settings, used by the form, validation, config.json, SQLite and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.config_fields import check_field, coerce, option
+from core.problems import Problem, ProblemsError
+
+TINY_MODEL = "tiny-random-llava"
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+LORA_TARGETS = ("attention", "all-linear", "custom")
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+OPTIMIZERS = ("adamw_torch",)
+
+
+def _method_names() -> list[str]:
+    from core.methods import method_names
+
+    return method_names()
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; one instance is saved as the run's config.json."""
+
+    run_name: str = option("my-run", "Run name", "A name to recognise the run by; any text.", group="run")
+    model: str = option(
+        TINY_MODEL,
+        "Model",
+        f"A Hugging Face hub id, a local model folder, or '{TINY_MODEL}' (built offline in seconds).",
+        group="run",
+    )
+    dataset: str = option(
+        "sample", "Dataset", "A registered dataset's name, or a folder/samples.jsonl on the server.", group="run"
+    )
+
+    method: str = option("lora", "Method", "How the model is fine-tuned.", choices=_method_names, group="method")
+    lora_r: int = option(8, "LoRA rank", "Rank r of the low-rank update.", min=1, max=1024, group="method",
+                         shown_when={"method": ["lora"]})
+    lora_alpha: int = option(16, "LoRA alpha", "Scale of the update is alpha / r.", min=1, max=8192,
+                             group="method", shown_when={"method": ["lora"]})
+    lora_dropout: float = option(0.05, "LoRA dropout", "Dropout on the adapter's input.", min=0.0, max=0.9,
+                                 group="method", shown_when={"method": ["lora"]})
+    lora_targets: str = option(
+        "all-linear",
+        "LoRA targets",
+        "Which layers of the language model get adapters: attention projections, every linear layer, or a list.",
+        choices=LORA_TARGETS,
+        group="method",
+        shown_when={"method": ["lora"]},
+    )
+    lora_custom_targets: str = option(
+        "", "Custom targets", "Comma-separated module names, e.g. q_proj,v_proj (with 'custom' targets).",
+        group="method", shown_when={"lora_targets": ["custom"]},
+    )
+
+    precision: str = option(
+        "fp32", "Precision", "fp32; or bf16/fp16 mixed precision (fp16 needs a CUDA GPU).", choices=PRECISIONS,
+        group="precision",
+    )
+    device: str = option("auto", "Device", "auto picks CUDA when present, else CPU.", choices=DEVICES,
+                         group="precision")
+    gradient_checkpointing: bool = option(
+        False, "Gradient checkpointing", "Recompute activations in the backward pass: less memory, ~30% slower.",
+        group="precision",
+    )
+
+    max_steps: int = option(30, "Max steps", "Optimizer steps to run; 0 means run for the epochs below.",
+                            min=0, max=10_000_000, group="hyper")
+    num_epochs: float = option(1.0, "Epochs", "Passes over the dataset (used when max steps is 0).",
+                               min=0.0, max=1000.0, group="hyper")
+    batch_size: int = option(2, "Micro-batch size", "Samples per forward pass.", min=1, max=1024, group="hyper")
+    grad_accum: int = option(1, "Gradient accumulation", "Micro-batches per optimizer step.", min=1, max=1024,
+                             group="hyper")
+    learning_rate: float = option(2e-4, "Learning rate", "Peak learning rate.", min=1e-9, max=1.0, group="hyper")
+    lr_scheduler: str = option("linear", "LR schedule", "How the learning rate changes after warmup.",
+                               choices=SCHEDULERS, group="hyper")
+    warmup_ratio: float = option(0.0, "Warmup ratio", "Share of the steps spent warming up.", min=0.0, max=0.5,
+                                 group="hyper")
+    weight_decay: float = option(0.0, "Weight decay", "Decoupled weight decay.", min=0.0, max=1.0, group="hyper")
+    max_grad_norm: float = option(1.0, "Max grad norm", "Gradient clipping; 0 turns it off.", min=0.0, max=1000.0,
+                                  group="hyper")
+    optimizer: str = option("adamw_torch", "Optimizer", "The optimizer.", choices=OPTIMIZERS, group="hyper")
+    max_length: int = option(512, "Max length", "Tokens per sample, image tokens included; longer ones are cut.",
+                             min=16, max=131072, group="hyper")
+    seed: int = option(42, "Seed", "Seed for data order and initialisation.", min=0, max=2**31 - 1, group="hyper")
+
+    logging_steps: int = option(1, "Log every N steps", "How often a metrics line is written.", min=1,
+                                max=100_000, group="output")
+    save_steps: int = option(0, "Save every N steps", "Checkpoint interval; 0 saves only at the end.", min=0,
+                             max=10_000_000, group="output")
+    save_total_limit: int = option(2, "Checkpoints kept", "Older checkpoints beyond this are deleted.", min=1,
+                                   max=1000, group="output")
+
+    # --- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def fields(cls) -> tuple[dataclasses.Field, ...]:
+        return dataclasses.fields(cls)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in cls.fields()]
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> tuple[TrainConfig, list[Problem]]:
+        """Build a config from loose values (form, JSON, CLI) and return it with every problem found."""
+        problems: list[Problem] = []
+        known = {f.name: f for f in cls.fields()}
+        for key in data:
+            if key not in known:
+                problems.append(Problem(f"unknown setting; known settings are {', '.join(known)}", field=key))
+        values = {}
+        for name, f in known.items():
+            if name in data:
+                value, problem = coerce(f, data[name])
+                if problem:
+                    problems.append(problem)
+                values[name] = value
+        config = cls(**values)
+        problems.extend(p for p in config.validate() if p.field not in {q.field for q in problems})
+        return config, problems
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Like ``parse`` but raises ``ProblemsError`` listing every problem."""
+        config, problems = cls.parse(data)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise ProblemsError(errors)
+        return config
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ProblemsError([Problem(f"not valid JSON: {e.msg}", file=str(path), line=e.lineno)]) from e
+        if not isinstance(data, dict):
+            raise ProblemsError([Problem("expected a JSON object of settings", file=str(path), line=1)])
+        try:
+            return cls.from_dict(data)
+        except ProblemsError as e:
+            raise ProblemsError([dataclasses.replace(p, file=str(path)) for p in e.problems]) from e
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    # --- validation ---------------------------------------------------------------------------------------
+    def validate(self, cuda_available: bool | None = None) -> list[Problem]:
+        """Every problem with this config at once; ``cuda_available`` None means ask torch."""
+        problems: list[Problem] = []
+        for f in self.fields():
+            problems.extend(check_field(f, getattr(self, f.name)))
+        if not self.run_name.strip():
+            problems.append(Problem("give the run a name", field="run_name"))
+        elif len(self.run_name) > 120:
+            problems.append(Problem("keep the name under 120 characters", field="run_name"))
+        if not self.model.strip():
+            problems.append(Problem("choose a model: a hub id, a local folder or " + TINY_MODEL, field="model"))
+        if not self.dataset.strip():
+            problems.append(Problem("choose a dataset", field="dataset"))
+        if self.max_steps == 0 and self.num_epochs <= 0:
+            problems.append(Problem("set max steps or a number of epochs above 0", field="max_steps"))
+        if self.lora_targets == "custom" and not self.custom_target_list():
+            problems.append(Problem("list at least one module name, e.g. q_proj,v_proj",
+                                    field="lora_custom_targets"))
+        problems.extend(self._device_problems(cuda_available))
+        from core.methods import get_method
+
+        if self.method in _method_names():
+            problems.extend(get_method(self.method).validate(self))
+        return problems
+
+    def _device_problems(self, cuda_available: bool | None) -> list[Problem]:
+        if cuda_available is None:
+            from core.hardware import cuda_available as probe
+
+            cuda_available = probe()
+        uses_cuda = self.device == "cuda" or (self.device == "auto" and cuda_available)
+        problems = []
+        if self.device == "cuda" and not cuda_available:
+            problems.append(Problem("no CUDA GPU is visible on this machine; choose auto or cpu", field="device"))
+        elif self.precision == "fp16" and not uses_cuda:
+            problems.append(Problem(
+                "fp16 mixed precision needs a CUDA GPU (CPU kernels and loss scaling are GPU-only here); "
+                "choose fp32 or bf16 on CPU", field="precision"))
+        return problems
+
+    def custom_target_list(self) -> list[str]:
+        return [t.strip() for t in self.lora_custom_targets.split(",") if t.strip()]
