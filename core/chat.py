@@ -1,0 +1,125 @@
+"""Chat with a base model or a finished run's result: load once, stream tokens as they are generated."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.datasets.records import IMAGE_PLACEHOLDER, Message
+from core.encoding import SampleEncoder
+from core.hardware import resolve_device
+from core.methods import get_method
+from core.models.loading import load_model, load_processor, resolve_model
+from core.paths import StudioPaths
+from core.problems import Problem, ProblemsError
+from core.registry import Registry
+from core.train_config import TINY_MODEL
+
+RUN_PREFIX = "run:"
+CHAT_STATUSES = ("completed", "stopped")
+
+
+@dataclass
+class LoadedModel:
+    key: str
+    model: Any
+    processor: Any
+    encoder: SampleEncoder
+    device: str
+
+
+class ChatService:
+    """Keeps one model loaded at a time; loading another releases the previous one."""
+
+    def __init__(self, paths: StudioPaths, registry: Registry):
+        self.paths = paths
+        self.registry = registry
+        self._loaded: LoadedModel | None = None
+        self._lock = threading.Lock()
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, value) pairs: base models first, then every run whose result can be loaded."""
+        bases = [TINY_MODEL]
+        runs = []
+        for run in self.registry.list_runs(CHAT_STATUSES):
+            if run.artefact_dir and Path(run.artefact_dir).is_dir():
+                runs.append((f"run {run.id}: {run.name} ({run.method}, {run.status})", f"{RUN_PREFIX}{run.id}"))
+                if run.model not in bases:
+                    bases.append(run.model)
+        return [(f"base: {b}", b) for b in bases] + runs
+
+    def _load(self, choice: str) -> LoadedModel:
+        with self._lock:
+            if self._loaded and self._loaded.key == choice:
+                return self._loaded
+            self._loaded = None
+            device = resolve_device("auto")
+            if choice.startswith(RUN_PREFIX):
+                run = self.registry.get_run(int(choice[len(RUN_PREFIX):]))
+                if not run.artefact_dir or not Path(run.artefact_dir).is_dir():
+                    raise ProblemsError([Problem(f"run {run.id} has no saved result to chat with", field="model")])
+                path = resolve_model(run.model, self.paths)
+                base = load_model(path, device=device)
+                model = get_method(run.method).load_for_inference(base, Path(run.artefact_dir))
+            else:
+                path = resolve_model(choice, self.paths)
+                model = load_model(path, device=device)
+            model.eval()
+            processor = load_processor(path)
+            processor_tokenizer = getattr(processor, "tokenizer", processor)
+            processor_tokenizer.padding_side = "left"
+            self._loaded = LoadedModel(choice, model, processor, SampleEncoder(processor, 1 << 20), device)
+            return self._loaded
+
+    def stream(self, choice: str, messages: list[Message], images: list[Path], *, max_new_tokens: int = 128,
+               temperature: float = 0.0) -> Iterator[str]:
+        """Yield the reply as it grows; ``messages`` ends with the user's turn, ``images`` fill its placeholders."""
+        from transformers import TextIteratorStreamer
+
+        loaded = self._load(choice)
+        placeholders = sum(m.content.count(IMAGE_PLACEHOLDER) for m in messages)
+        if placeholders != len(images):
+            raise ProblemsError([Problem(f"{placeholders} image placeholders but {len(images)} images")])
+        if images and not loaded.encoder.vision:
+            raise ProblemsError([Problem("this model reads text only; remove the image", field="image")])
+        prompt = loaded.encoder.render(messages, add_generation_prompt=True)
+        if loaded.encoder.vision:
+            pictures = [_open_rgb(p) for p in images]
+            inputs = loaded.processor(text=prompt, images=pictures or None, return_tensors="pt")
+        else:
+            inputs = loaded.processor(prompt, return_tensors="pt", add_special_tokens=False)
+        inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
+        tokenizer = loaded.encoder.tokenizer
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
+        generation = {"max_new_tokens": max_new_tokens, "streamer": streamer, "pad_token_id": tokenizer.pad_token_id,
+                      "do_sample": temperature > 0}
+        if temperature > 0:
+            generation["temperature"] = temperature
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                loaded.model.generate(**inputs, **generation)
+            except BaseException as e:  # noqa: BLE001 - surfaced to the caller below
+                errors.append(e)
+                streamer.end()
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        text = ""
+        for piece in streamer:
+            text += piece
+            yield text
+        worker.join()
+        if errors:
+            raise RuntimeError(f"generation failed: {errors[0]}") from errors[0]
+
+
+def _open_rgb(path: Path) -> Any:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.convert("RGB")

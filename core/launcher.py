@@ -1,0 +1,136 @@
+"""Starts each run as its own `python -m jobs.train` process group writing to a log file, and stops it."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from core.dataset_catalog import DatasetCatalog
+from core.paths import DATA_DIR_ENV, StudioPaths
+from core.problems import Problem, ProblemsError
+from core.processes import SIGKILL, SIGTERM, is_alive, process_start_time, signal_group
+from core.registry import ACTIVE, Registry
+from core.run_files import CONFIG_FILE, LOG_FILE, log_tail
+from core.train_config import TrainConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+STOP_GRACE_SECONDS = 30.0
+# A run row whose process has not been recorded yet is left alone for this long before it counts as lost.
+SPAWN_GRACE_SECONDS = 60.0
+
+
+def headless_command(config_path: Path, data_dir: Path, run_id: int | None = None) -> list[str]:
+    """The exact argument list that runs a config without the studio (also what the launcher starts)."""
+    cmd = [sys.executable, "-m", "jobs.train", "--config", str(config_path), "--data-dir", str(data_dir)]
+    if run_id is not None:
+        cmd += ["--run-id", str(run_id)]
+    return cmd
+
+
+def shell_text(cmd: list[str]) -> str:
+    """The command as a person would paste it into a terminal (display only; never executed through a shell)."""
+    return shlex.join(cmd)
+
+
+class Launcher:
+    def __init__(self, paths: StudioPaths, registry: Registry, catalog: DatasetCatalog):
+        self.paths = paths
+        self.registry = registry
+        self.catalog = catalog
+        self._children: dict[int, subprocess.Popen] = {}
+
+    def check(self, config: TrainConfig) -> list[Problem]:
+        """Every problem that would stop this config from starting, the dataset's existence included."""
+        problems = config.validate()
+        if not any(p.field == "dataset" for p in problems):
+            try:
+                self.catalog.resolve_dir(config.dataset)
+            except ProblemsError as e:
+                problems.extend(e.problems)
+        return problems
+
+    def start(self, config: TrainConfig) -> int:
+        """Record the run, then start its process; returns the run id."""
+        errors = [p for p in self.check(config) if p.severity == "error"]
+        if errors:
+            raise ProblemsError(errors)
+        run_id = self.registry.create_run(config.run_name, config.model, config.method, config.dataset,
+                                          config.to_dict())
+        run_dir = self.paths.run_dir(run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir / CONFIG_FILE)
+        self.registry.update_run(run_id, run_dir=str(run_dir))
+        self._spawn(run_id, run_dir)
+        return run_id
+
+    def _spawn(self, run_id: int, run_dir: Path) -> None:
+        cmd = headless_command(run_dir / CONFIG_FILE, self.paths.root, run_id)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{DATA_DIR_ENV: str(self.paths.root)})
+        with (run_dir / LOG_FILE).open("ab") as log:
+            # Output goes to a file, never a pipe: a pipe nobody drains would block the job once it fills.
+            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        self._children[run_id] = proc
+        self.registry.update_run(run_id, pid=proc.pid, pid_started_at=process_start_time(proc.pid))
+
+    def command_for(self, run_id: int) -> str:
+        run = self.registry.get_run(run_id)
+        return shell_text(headless_command(Path(run.run_dir) / CONFIG_FILE, self.paths.root))
+
+    def stop(self, run_id: int, grace: float = STOP_GRACE_SECONDS) -> bool:
+        """Ask a run to save and stop (SIGTERM to its group), then SIGKILL it if it outlives ``grace`` seconds."""
+        run = self.registry.get_run(run_id)
+        if run.status not in ACTIVE:
+            return False
+        self.registry.update_run(run_id, stop_requested_at=time.time())
+        if run.pid and signal_group(run.pid, run.pid_started_at, SIGTERM):
+            threading.Thread(target=self._kill_after, args=(run_id, run.pid, run.pid_started_at, grace),
+                             daemon=True).start()
+        else:
+            self.registry.set_status(run_id, "stopped", expect=ACTIVE, error="stopped before its process ran")
+        return True
+
+    def _kill_after(self, run_id: int, pid: int, started_at: float | None, grace: float) -> None:
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            self._reap()
+            if not is_alive(pid, started_at):
+                return
+            time.sleep(0.2)
+        signal_group(pid, started_at, SIGKILL)
+        self._reap()
+        self.registry.set_status(run_id, "stopped", expect=ACTIVE,
+                                 error=f"did not stop within {grace:.0f} s of the request and was killed")
+
+    def _reap(self) -> None:
+        for run_id, proc in list(self._children.items()):
+            if proc.poll() is not None:
+                del self._children[run_id]
+
+    def reconcile(self) -> list[int]:
+        """Mark active runs whose process is gone: stopped if a stop was asked for, else lost. Returns their ids."""
+        self._reap()
+        changed = []
+        now = time.time()
+        for run in self.registry.list_runs(ACTIVE):
+            if run.pid is None and now - run.created_at < SPAWN_GRACE_SECONDS:
+                continue
+            if is_alive(run.pid, run.pid_started_at):
+                continue
+            fresh = self.registry.get_run(run.id)  # the job may have just recorded its own ending
+            if fresh.status not in ACTIVE:
+                continue
+            tail = log_tail(Path(run.run_dir), 1500).strip() if run.run_dir else ""
+            if run.stop_requested_at:
+                status, error = "stopped", "stopped; the process ended without reporting"
+            else:
+                status, error = "lost", "the process ended without reporting its result" + (
+                    f"; last log lines:\n{tail}" if tail else "")
+            if self.registry.set_status(run.id, status, expect=ACTIVE, error=error):
+                changed.append(run.id)
+        return changed

@@ -1,0 +1,49 @@
+"""Process identity and signals: a pid counts as the run's only if its start time matches what was recorded."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psutil
+
+START_TIME_TOLERANCE_S = 1.0
+
+
+def process_start_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def is_alive(pid: int | None, started_at: float | None) -> bool:
+    """True if ``pid`` still runs and is the same process (not a reused pid, not a zombie)."""
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if started_at is not None and abs(proc.create_time() - started_at) > START_TIME_TOLERANCE_S:
+            return False
+        return True
+    except psutil.Error:
+        return False
+
+
+def signal_group(pid: int, started_at: float | None, sig: int) -> bool:
+    """Send ``sig`` to the process group led by ``pid``, only if it is still the recorded process."""
+    if not is_alive(pid, started_at):
+        return False
+    try:
+        os.killpg(pid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        os.kill(pid, sig)
+        return True
+
+
+SIGTERM, SIGKILL = signal.SIGTERM, signal.SIGKILL

@@ -1,0 +1,69 @@
+"""Checkpoints published atomically: written to a temporary folder, flushed, renamed into place, marked complete last."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.run_files import CHECKPOINTS_DIR, COMPLETE_MARK, complete_checkpoints
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(target: Path, write: Callable[[Path], None]) -> Path:
+    """Write a folder through ``write(tmp)`` and make it appear at ``target`` only once it is whole."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    write(tmp)
+    _fsync_tree(tmp)
+    if target.exists():
+        aside = target.with_name(f".old-{target.name}-{os.getpid()}")
+        target.rename(aside)
+        tmp.rename(target)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        tmp.rename(target)
+    (target / COMPLETE_MARK).write_text("ok\n")
+    with (target / COMPLETE_MARK).open("rb") as f:
+        os.fsync(f.fileno())
+    return target
+
+
+def save_checkpoint(run_dir: Path, step: int, save_model: Callable[[Path], None], optimizer: Any, scheduler: Any,
+                    state: dict[str, Any], keep: int) -> Path:
+    def write(folder: Path) -> None:
+        save_model(folder / "model")
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng": torch.get_rng_state()}, folder / "training_state.pt")
+        (folder / "trainer_state.json").write_text(json.dumps(state, indent=2))
+
+    path = publish(Path(run_dir) / CHECKPOINTS_DIR / f"step-{step:08d}", write)
+    rotate(run_dir, keep)
+    return path
+
+
+def rotate(run_dir: Path, keep: int) -> None:
+    """Delete the oldest complete checkpoints beyond ``keep``; the newest complete one always stays."""
+    complete = complete_checkpoints(run_dir)
+    for old in complete[: max(0, len(complete) - max(1, keep))]:
+        shutil.rmtree(old, ignore_errors=True)

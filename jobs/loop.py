@@ -1,0 +1,145 @@
+"""The training loop: model, method, data, optimizer, mixed precision, metrics, checkpoints and a graceful stop."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+from torch.utils.data import DataLoader
+
+from core.encoding import SampleEncoder
+from core.hardware import resolve_device
+from core.methods import get_method
+from core.models.loading import load_model, load_processor
+from core.models.parts import count_parameters
+from core.run_files import FINAL_DIR
+from core.train_config import TrainConfig
+from jobs.batches import Collator, encode_dataset
+from jobs.checkpoints import publish, save_checkpoint
+from jobs.optimizers import build_optimizer, build_scheduler
+from jobs.reporter import Reporter
+
+
+@dataclass
+class TrainOutcome:
+    steps: int
+    stopped: bool
+    final_loss: float | None
+    artefact_dir: Path
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def memory_now(device: str) -> dict[str, float]:
+    if device == "cuda":
+        return {
+            "mem_allocated_mb": torch.cuda.memory_allocated() / 2**20,
+            "mem_reserved_mb": torch.cuda.memory_reserved() / 2**20,
+            "mem_peak_allocated_mb": torch.cuda.max_memory_allocated() / 2**20,
+        }
+    return {"mem_rss_mb": psutil.Process().memory_info().rss / 2**20}
+
+
+def autocast_for(config: TrainConfig, device: str) -> contextlib.AbstractContextManager:
+    if config.precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if config.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=device, dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path, reporter: Reporter,
+          stop: threading.Event) -> TrainOutcome:
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    method = get_method(config.method)
+    processor = load_processor(model_path)
+    model = load_model(model_path, precision=config.precision, device=device, **method.load_kwargs(config))
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    model = method.prepare(model, config)
+    model.train()
+    params = count_parameters(model)
+    print(f"parameters: {params}", flush=True)
+
+    encoder = SampleEncoder(processor, config.max_length)
+    data = encode_dataset(dataset_dir, encoder)
+    print(f"dataset: {len(data.samples)} rows to train on, {data.skipped} skipped, {data.truncated} truncated",
+          flush=True)
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(data.samples, batch_size=config.batch_size, shuffle=True, generator=generator,
+                        collate_fn=Collator(encoder))
+    steps_per_epoch = max(1, math.ceil(len(loader) / config.grad_accum))
+    total_steps = config.max_steps or max(1, math.ceil(steps_per_epoch * config.num_epochs))
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(config, trainable)
+    scheduler = build_scheduler(config, optimizer, total_steps)
+    scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+    reporter.running(total_steps=total_steps)
+    reporter.progress(params=params)
+
+    step, micro, window_loss, window_count, window_tokens = 0, 0, 0.0, 0, 0
+    last_loss: float | None = None
+    window_start = time.perf_counter()
+    grad_norm = 0.0
+    while step < total_steps and not stop.is_set():
+        for batch in loader:
+            if stop.is_set():
+                break
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast_for(config, device):
+                loss = model(**batch).loss / config.grad_accum
+            (scaler.scale(loss) if scaler else loss).backward()
+            window_loss += loss.item()
+            window_tokens += int(batch["attention_mask"].sum())
+            micro += 1
+            if micro % config.grad_accum:
+                continue
+            method.on_step_start(step, model, optimizer)
+            if scaler:
+                scaler.unscale_(optimizer)
+            if config.max_grad_norm > 0:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm))
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            window_count += 1
+            if step % config.logging_steps == 0 or step == total_steps:
+                elapsed = max(time.perf_counter() - window_start, 1e-9)
+                last_loss = window_loss / window_count
+                reporter.metrics({
+                    "step": step, "epoch": round(step / steps_per_epoch, 4), "loss": last_loss,
+                    "learning_rate": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                    "tokens_per_s": window_tokens / elapsed, "time": time.time(), **memory_now(device),
+                })
+                reporter.progress(step=step, last_loss=last_loss)
+                window_loss, window_count, window_tokens = 0.0, 0, 0
+                window_start = time.perf_counter()
+            if config.save_steps and step % config.save_steps == 0 and step < total_steps:
+                save_checkpoint(run_dir, step, lambda d: method.save(model, d), optimizer, scheduler,
+                                {"step": step, "total_steps": total_steps}, config.save_total_limit)
+            if step >= total_steps or stop.is_set():
+                break
+
+    artefact = publish(Path(run_dir) / FINAL_DIR, lambda d: method.save(model, d))
+    return TrainOutcome(steps=step, stopped=stop.is_set() and step < total_steps, final_loss=last_loss,
+                        artefact_dir=artefact)

@@ -1,0 +1,55 @@
+"""How a job reports: status transitions in the registry, metrics as JSON lines, and a heartbeat."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from core.registry import Registry
+from core.run_files import METRICS_FILE
+
+HEARTBEAT_SECONDS = 5.0
+
+
+class Reporter:
+    """Owns a run's status while its job lives; the UI only reads what this writes."""
+
+    def __init__(self, registry: Registry, run_id: int, run_dir: Path):
+        self.registry = registry
+        self.run_id = run_id
+        self.run_dir = Path(run_dir)
+        self._metrics = (self.run_dir / METRICS_FILE).open("a", encoding="utf-8")
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def running(self, total_steps: int = 0) -> None:
+        me = psutil.Process(os.getpid())
+        self.registry.set_status(self.run_id, "running", pid=me.pid, pid_started_at=me.create_time(),
+                                 heartbeat_at=time.time(), total_steps=total_steps)
+        self._heartbeat.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.registry.update_run(self.run_id, heartbeat_at=time.time())
+            except Exception as e:  # noqa: BLE001 - a missed beat must not kill training
+                print(f"heartbeat failed: {e}", flush=True)
+
+    def progress(self, **fields: Any) -> None:
+        self.registry.update_run(self.run_id, heartbeat_at=time.time(), **fields)
+
+    def metrics(self, row: dict[str, Any]) -> None:
+        self._metrics.write(json.dumps(row) + "\n")
+        self._metrics.flush()
+
+    def finish(self, status: str, *, error: str | None = None, exit_code: int = 0, **fields: Any) -> None:
+        self._stop.set()
+        self._metrics.close()
+        self.registry.set_status(self.run_id, status, error=error, exit_code=exit_code,
+                                 heartbeat_at=time.time(), **fields)

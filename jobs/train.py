@@ -1,0 +1,87 @@
+"""Headless entry point of a training run: `python -m jobs.train --config run/config.json [--run-id N]`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import traceback
+from pathlib import Path
+
+from core.dataset_catalog import DatasetCatalog
+from core.models.loading import resolve_model
+from core.paths import StudioPaths
+from core.problems import ProblemsError
+from core.registry import Registry
+from core.run_files import CONFIG_FILE
+from core.train_config import TrainConfig
+
+EXIT_FAILED, EXIT_OOM, EXIT_BAD_CONFIG = 1, 3, 2
+OOM_ADVICE = ("out of memory: turn on gradient checkpointing, lower the micro-batch size (raise gradient "
+              "accumulation to keep the effective batch), shorten max length, or load the base in 4-bit")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m jobs.train", description=__doc__)
+    parser.add_argument("--config", required=True, help="a run's config.json (see TrainConfig)")
+    parser.add_argument("--data-dir", default=None, help="the studio's data directory (default: STUDIO_DATA_DIR)")
+    parser.add_argument("--run-id", type=int, default=None, help="the registry row to report to; new if omitted")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = TrainConfig.load(args.config)
+    except ProblemsError as e:
+        print(f"config has problems:\n{e}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    paths = StudioPaths.resolve(args.data_dir)
+    registry = Registry(paths.db_file)
+    run_id = args.run_id
+    if run_id is None:
+        run_id = registry.create_run(config.run_name, config.model, config.method, config.dataset, config.to_dict())
+        run_dir = paths.run_dir(run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir / CONFIG_FILE)
+        registry.update_run(run_id, run_dir=str(run_dir))
+    else:
+        run_dir = Path(registry.get_run(run_id).run_dir)
+
+    from jobs.reporter import Reporter
+
+    reporter = Reporter(registry, run_id, run_dir)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        print(f"received signal {signum}: saving and stopping", flush=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        import torch
+
+        from jobs.loop import train
+
+        dataset_dir = DatasetCatalog(paths, registry).resolve_dir(config.dataset)
+        outcome = train(config, resolve_model(config.model, paths), dataset_dir, run_dir, reporter, stop)
+    except torch.OutOfMemoryError as e:
+        traceback.print_exc()
+        reporter.finish("failed_oom", error=f"{OOM_ADVICE}. ({str(e).splitlines()[0]})", exit_code=EXIT_OOM)
+        return EXIT_OOM
+    except BaseException as e:  # noqa: BLE001 - every failure must be recorded before the process ends
+        traceback.print_exc()
+        message = str(e) if isinstance(e, ProblemsError) else f"{type(e).__name__}: {e}"
+        reporter.finish("failed", error=message, exit_code=EXIT_FAILED)
+        return EXIT_FAILED
+    status = "stopped" if outcome.stopped else "completed"
+    reporter.finish(status, exit_code=0, artefact_dir=str(outcome.artefact_dir), step=outcome.steps,
+                    last_loss=outcome.final_loss)
+    print(f"{status} after {outcome.steps} steps; result in {outcome.artefact_dir}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
