@@ -55,8 +55,9 @@ def coerce(f: dataclasses.Field, value: Any) -> tuple[Any, Problem | None]:
         if kind is bool:
             if isinstance(value, bool):
                 return value, None
-            if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
-                return value.strip().lower() in ("true", "1", "yes", "on"), None
+            words = value.strip().lower() if isinstance(value, str) else None
+            if words in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+                return words in ("true", "1", "yes", "on"), None
             if isinstance(value, int | float) and value in (0, 1):
                 return bool(value), None
             raise ValueError

@@ -32,7 +32,8 @@ class DatasetCatalog:
                                          field="name")])
         return name
 
-    def register(self, source: Path, name: str, *, image_root: Path | None = None) -> tuple[DatasetRecord, ImportReport]:
+    def register(self, source: Path, name: str, *, image_root: Path | None = None
+                 ) -> tuple[DatasetRecord, ImportReport]:
         """Import ``source`` and record it; on any problem nothing is left behind."""
         name = self.check_name(name)
         folder = self.paths.datasets_dir / f"ds-{uuid.uuid4().hex[:12]}"

@@ -1,4 +1,4 @@
-"""Checkpoints published atomically: written to a temporary folder, flushed, renamed into place, marked complete last."""
+"""Checkpoints published atomically: written to a temporary folder, flushed, renamed, marked complete last."""
 
 from __future__ import annotations
 

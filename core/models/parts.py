@@ -8,6 +8,7 @@ from typing import Any
 VISION_MARKERS = ("vision_tower", "vision_model", "visual")
 PROJECTOR_MARKERS = ("multi_modal_projector", "mm_projector", "connector")
 HEAD_MARKERS = ("lm_head",)
+ADAPTER_MARKERS = ("lora_", "prompt_encoder", ".adapter_")
 ATTENTION_SUFFIXES = ("q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "query_key_value", "c_attn", "Wqkv")
 
 
@@ -51,11 +52,11 @@ def count_parameters(model: Any) -> dict[str, dict[str, int]]:
     """Trainable and total parameter counts per part (and 'adapter' for peft-injected weights)."""
     counts: dict[str, dict[str, int]] = {}
     for name, param in model.named_parameters():
-        part = "adapter" if ("lora_" in name or "adapter" in name.split(".")[-2:][0]) else part_of(name)
+        part = "adapter" if any(marker in name for marker in ADAPTER_MARKERS) else part_of(name)
         entry = counts.setdefault(part, {"trainable": 0, "total": 0})
         entry["total"] += param.numel()
         if param.requires_grad:
             entry["trainable"] += param.numel()
-    total = {"trainable": sum(c["trainable"] for c in counts.values()), "total": sum(c["total"] for c in counts.values())}
-    counts["all"] = total
+    counts["all"] = {"trainable": sum(c["trainable"] for c in counts.values()),
+                     "total": sum(c["total"] for c in counts.values())}
     return counts

@@ -1,4 +1,4 @@
-"""Builds 'tiny-random-llava' offline in seconds: tiny CLIP vision tower, tiny Llama, a BPE tokenizer trained on the spot."""
+"""Builds 'tiny-random-llava' offline in seconds: a tiny CLIP tower, a tiny Llama and a BPE tokenizer trained here."""
 
 from __future__ import annotations
 

@@ -1,0 +1,80 @@
+"""Starts the studio: `python app.py [--host 127.0.0.1] [--port 7860] [--data-dir DIR]`."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+AUTH_USER_ENV, AUTH_PASSWORD_ENV, AUTH_FILE_ENV = "STUDIO_USERNAME", "STUDIO_PASSWORD", "STUDIO_AUTH_FILE"
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_auth(auth_file: str | None) -> list[tuple[str, str]] | None:
+    """Credentials from a file of `user:password` lines or from STUDIO_USERNAME/STUDIO_PASSWORD; never a default."""
+    path = auth_file or os.environ.get(AUTH_FILE_ENV)
+    if path:
+        pairs = []
+        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            user, sep, password = line.partition(":")
+            if not sep or not user.strip() or not password:
+                raise SystemExit(f"{path}:{number}: expected 'username:password'")
+            pairs.append((user.strip(), password))
+        return pairs or None
+    user, password = os.environ.get(AUTH_USER_ENV), os.environ.get(AUTH_PASSWORD_ENV)
+    if user and password:
+        return [(user, password)]
+    return None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Fine-tuning studio")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--data-dir", default=None, help="where runs, datasets and the database live "
+                        "(default: $STUDIO_DATA_DIR or ~/.finetune-studio)")
+    parser.add_argument("--share", action="store_true", help="create a public Gradio share link (needs auth)")
+    parser.add_argument("--auth-file", default=None, help="file of username:password lines")
+    parser.add_argument("--max-upload", default="2gb", help="largest upload accepted, e.g. 500mb")
+    return parser.parse_args(argv)
+
+
+def launch(args: argparse.Namespace, *, block: bool = True) -> tuple[object, object]:
+    auth = read_auth(args.auth_file)
+    if (args.share or not is_loopback(args.host)) and not auth:
+        raise SystemExit(
+            f"Refusing to listen on {args.host}{' with a share link' if args.share else ''} without a password: "
+            f"set {AUTH_USER_ENV} and {AUTH_PASSWORD_ENV}, or pass --auth-file, or use --host 127.0.0.1."
+        )
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from core.studio import Studio
+    from webui.app_ui import build_app
+
+    studio = Studio(args.data_dir)
+    app = build_app(studio)
+    app.queue(default_concurrency_limit=4)
+    app.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
+               max_file_size=args.max_upload, prevent_thread_lock=not block, show_error=False)
+    return app, studio
+
+
+def main(argv: list[str] | None = None) -> int:
+    launch(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""End to end through the real app and gradio_client: upload, train, watch, chat; closing the client keeps the run."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from jobs_helpers import FAST
+
+from core.train_config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "assets" / "sample_dataset"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def running_app(data_dir: Path):
+    import app as studio_app
+
+    port = free_port()
+    blocks, studio = studio_app.launch(
+        studio_app.parse_args(["--port", str(port), "--data-dir", str(data_dir)]), block=False)
+    yield f"http://127.0.0.1:{port}/", studio
+    blocks.close()
+    studio.registry.dispose()
+
+
+def zip_sample(dest: Path) -> Path:
+    archive = dest / "colours.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(SAMPLE / "data.json", "colours/data.json")
+        for image in sorted((SAMPLE / "images").iterdir()):
+            zf.write(image, f"colours/images/{image.name}")
+    return archive
+
+
+def list_runs(client) -> list[dict]:
+    return json.loads(client.predict(api_name="/list_runs"))
+
+
+def test_upload_train_watch_and_chat(running_app, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    url, studio = running_app
+    client = Client(url, verbose=False)
+    report, _table, _choice = client.predict([handle_file(str(zip_sample(tmp_path)))], "colours",
+                                             api_name="/register_dataset")
+    assert "Registered **colours**: 24 rows, 24 images" in report
+
+    values = {f.name: f.default for f in TrainConfig.fields()}
+    values.update(FAST, run_name="e2e", dataset="colours", max_steps=40)
+    status, command, config_json, _run = client.predict(*values.values(), api_name="/start_run")
+    assert "Started run" in status, status
+    assert "-m jobs.train --config" in command and json.loads(config_json)["dataset"] == "colours"
+    (run,) = list_runs(client)
+
+    client.close()  # the browser goes away; the run must not notice
+    client = Client(url, verbose=False)
+    deadline = time.monotonic() + 240
+    seen_steps = set()
+    while time.monotonic() < deadline:
+        *_, metrics = client.predict(run["id"], [], api_name="/run_metrics")
+        seen_steps.add(len(metrics))
+        current = next(r for r in list_runs(client) if r["id"] == run["id"])
+        if current["status"] not in ("queued", "running"):
+            break
+        time.sleep(1)
+    assert current["status"] == "completed", current
+    *_, metrics = client.predict(run["id"], [], api_name="/run_metrics")
+    assert [m["step"] for m in metrics] == list(range(1, 41))
+    assert len(seen_steps) > 1  # the chart data grew while we watched
+
+    image = handle_file(str(SAMPLE / "images" / "blue_square_0.png"))
+    history, _, _ = client.predict(f"run:{run['id']}", image, "What colour is the shape?", [], 48, 0.0,
+                                   api_name="/chat")
+    answer = history[-1]["content"]
+    answer = answer if isinstance(answer, str) else " ".join(p.get("text", "") for p in answer)
+    assert history[-1]["role"] == "assistant" and answer.strip()
+    client.close()

@@ -1,0 +1,33 @@
+"""Assembles the studio's tabs into one Gradio app around a Studio engine."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from core.studio import Studio
+from webui import chat_tab, datasets_tab, runs_tab, train_tab
+
+TITLE = "Fine-tuning Studio"
+
+
+def build_app(studio: Studio) -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as app:
+        gr.Markdown(f"# {TITLE}\nFine-tune a vision-language or text model, watch it train, then chat with it. "
+                    f"Data directory: `{studio.paths.root}`")
+        with gr.Tabs():
+            with gr.Tab("Datasets"):
+                datasets_tab.build(studio)
+            with gr.Tab("Train") as train_page:
+                train = train_tab.build(studio)
+            with gr.Tab("Runs") as runs_page:
+                runs = runs_tab.build(studio)
+            with gr.Tab("Chat") as chat_page:
+                chat = chat_tab.build(studio)
+        # Lists that other tabs change are re-read when their tab opens.
+        train_page.select(lambda: gr.update(choices=[d.name for d in studio.list_datasets()]), None,
+                          train["form"]["dataset"], api_visibility="private")
+        runs_page.select(lambda: gr.update(choices=runs_tab.run_choices(studio)), None, runs["chosen"],
+                         api_visibility="private")
+        chat_page.select(lambda: gr.update(choices=studio.chat_choices()), None, chat["model"],
+                         api_visibility="private")
+    return app

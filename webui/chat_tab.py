@@ -1,0 +1,86 @@
+"""The Chat tab: pick a base model or a run's result, give an image, and talk about it; answers stream in."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from core.datasets.records import IMAGE_PLACEHOLDER, Message
+from core.studio import Studio
+from core.train_config import TINY_MODEL
+from webui.messages import failure_markdown
+
+
+def new_state() -> dict[str, Any]:
+    return {"messages": [], "images": [], "last_image": None}
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    with gr.Row():
+        model = gr.Dropdown(label="Model", choices=studio.chat_choices(), value=TINY_MODEL, scale=3,
+                            allow_custom_value=True)
+        refresh = gr.Button("Refresh list", scale=1)
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"])
+            max_tokens = gr.Slider(8, 1024, value=128, step=8, label="Max new tokens")
+            temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.1, label="Temperature (0 = greedy)")
+        with gr.Column(scale=2):
+            chatbot = gr.Chatbot(label="Conversation", height=420)
+            question = gr.Textbox(label="Your message", placeholder="What is in the picture?")
+            with gr.Row():
+                send = gr.Button("Send", variant="primary")
+                clear = gr.Button("New conversation")
+            notice = gr.Markdown()
+    state = gr.State(new_state())
+    chat_images = studio.paths.uploads_dir / "chat"
+
+    def respond(choice: str, picture: str | None, text: str, history: list | None, st: dict, tokens: float,
+                temp: float) -> Iterator[tuple]:
+        history = list(history or [])
+        text = (text or "").strip()
+        if not text:
+            yield history, st, "", "Type a message first."
+            return
+        content = text
+        images = list(st["images"])
+        if picture and picture != st["last_image"]:
+            # Keep our own copy: Gradio's upload cache may be cleaned while the conversation goes on.
+            chat_images.mkdir(parents=True, exist_ok=True)
+            kept = chat_images / f"{uuid.uuid4().hex[:12]}{Path(picture).suffix or '.png'}"
+            shutil.copyfile(picture, kept)
+            images.append(str(kept))
+            content = f"{IMAGE_PLACEHOLDER}\n{text}"
+        messages = [Message(m["role"], m["content"]) for m in st["messages"]] + [Message("user", content)]
+        history += [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+        reply = ""
+        try:
+            for reply in studio.chat_stream(choice, messages, [Path(p) for p in images],
+                                            max_new_tokens=int(tokens), temperature=float(temp)):
+                history[-1] = {"role": "assistant", "content": reply}
+                yield history, st, "", ""
+        except Exception as e:  # noqa: BLE001 - shown to the person, not raised
+            history.pop()
+            yield history, st, text, failure_markdown(e)
+            return
+        new = {"messages": [{"role": m.role, "content": m.content} for m in messages]
+               + [{"role": "assistant", "content": reply}],
+               "images": images, "last_image": picture or st["last_image"]}
+        yield history, new, "", ""
+
+    def reset() -> tuple:
+        return [], new_state(), ""
+
+    inputs = [model, image, question, chatbot, state, max_tokens, temperature]
+    outputs = [chatbot, state, question, notice]
+    send.click(respond, inputs, outputs, api_name="chat")
+    question.submit(respond, inputs, outputs, api_visibility="private")
+    clear.click(reset, None, [chatbot, state, notice], api_name="new_conversation")
+    model.change(reset, None, [chatbot, state, notice], api_visibility="private")
+    refresh.click(lambda: gr.update(choices=studio.chat_choices()), None, model, api_name="chat_models")
+    return {"model": model}

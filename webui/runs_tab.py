@@ -1,0 +1,129 @@
+"""The Runs tab: every run from the registry, live loss and memory charts, the log tail, Stop, and comparison."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from core.studio import Studio
+from webui.messages import failure_markdown
+
+POLL_SECONDS = 2.0
+STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "failed": "❌",
+                "failed_oom": "💥", "lost": "❓"}
+RUN_COLUMNS = ["id", "name", "status", "method", "model", "dataset", "step", "loss", "started"]
+
+
+def runs_table(studio: Studio) -> pd.DataFrame:
+    rows = []
+    for r in studio.list_runs():
+        rows.append({
+            "id": r.id, "name": r.name, "status": f"{STATUS_ICONS.get(r.status, '')} {r.status}",
+            "method": r.method, "model": r.model, "dataset": r.dataset,
+            "step": f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step),
+            "loss": round(r.last_loss, 4) if r.last_loss is not None else None,
+            "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started_at or r.created_at)),
+        })
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def run_choices(studio: Studio) -> list[tuple[str, int]]:
+    return [(f"{r.id}: {r.name} ({r.status})", r.id) for r in studio.registry.list_runs()]
+
+
+def details_markdown(view: Any) -> str:
+    r = view.run
+    lines = [f"**Run {r.id} — {r.name}**: {STATUS_ICONS.get(r.status, '')} `{r.status}`",
+             f"step {r.step} of {r.total_steps or '?'}; method {r.method}; model `{r.model}`; dataset `{r.dataset}`"]
+    if r.error:
+        lines.append(f"\n**Error:**\n```\n{r.error}\n```")
+    if r.params:
+        parts = ", ".join(f"{part} {c['trainable']:,}/{c['total']:,}" for part, c in r.params.items()
+                          if part != "all")
+        total = r.params.get("all", {})
+        lines.append(f"\nTrainable parameters: **{total.get('trainable', 0):,}** of {total.get('total', 0):,} "
+                     f"({parts})")
+    if r.artefact_dir:
+        lines.append(f"\nResult: `{r.artefact_dir}`")
+    lines.append(f"\nHeadless command:\n```\n{view.command}\n```")
+    return "\n".join(lines)
+
+
+def memory_frame(metrics: list[dict]) -> pd.DataFrame:
+    series = {"mem_rss_mb": "process RSS", "mem_allocated_mb": "GPU allocated", "mem_reserved_mb": "GPU reserved"}
+    rows = [{"step": m["step"], "MB": m[key], "series": label}
+            for m in metrics for key, label in series.items() if key in m]
+    return pd.DataFrame(rows, columns=["step", "MB", "series"])
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    timer = gr.Timer(POLL_SECONDS)
+    table = gr.Dataframe(value=lambda: runs_table(studio), interactive=False, label="Runs")
+    with gr.Row():
+        chosen = gr.Dropdown(label="Run", choices=run_choices(studio), value=None, allow_custom_value=True)
+        compare = gr.Dropdown(label="Compare loss with", choices=run_choices(studio), multiselect=True,
+                              allow_custom_value=True)
+        stop = gr.Button("Stop run", variant="stop")
+    action = gr.Markdown()
+    details = gr.Markdown()
+    with gr.Row():
+        loss_plot = gr.LinePlot(x="step", y="loss", color="run", title="Training loss", height=300)
+        memory_plot = gr.LinePlot(x="step", y="MB", color="series", title="Memory", height=300)
+    log = gr.Textbox(label="Log (tail)", lines=12, max_lines=12, autoscroll=True, interactive=False)
+    with gr.Accordion("Raw metrics", open=False):
+        raw = gr.JSON(label="metrics.jsonl")
+
+    def show_run(run_id: int | None, others: list[int] | None) -> tuple:
+        if run_id is None:
+            return "", pd.DataFrame(columns=["step", "loss", "run"]), memory_frame([]), "", []
+        try:
+            view = studio.run_view(int(run_id))
+        except Exception as e:  # noqa: BLE001
+            return failure_markdown(e), pd.DataFrame(), memory_frame([]), "", []
+        loss_rows = [{"step": m["step"], "loss": m["loss"], "run": f"{view.run.id}: {view.run.name}"}
+                     for m in view.metrics]
+        for other in others or []:
+            if int(other) == int(run_id):
+                continue
+            try:
+                o = studio.run_view(int(other))
+            except KeyError:
+                continue
+            loss_rows += [{"step": m["step"], "loss": m["loss"], "run": f"{o.run.id}: {o.run.name}"}
+                          for m in o.metrics]
+        return (details_markdown(view), pd.DataFrame(loss_rows, columns=["step", "loss", "run"]),
+                memory_frame(view.metrics), view.log, view.metrics)
+
+    def refresh(run_id: int | None, others: list[int] | None) -> tuple:
+        choices = run_choices(studio)
+        return (runs_table(studio), gr.update(choices=choices), gr.update(choices=choices),
+                *show_run(run_id, others))
+
+    def do_stop(run_id: int | None) -> str:
+        if run_id is None:
+            return "Choose a run first."
+        try:
+            asked = studio.stop_run(int(run_id))
+        except Exception as e:  # noqa: BLE001
+            return failure_markdown(e)
+        return ("⏹️ Stop requested: the run saves its result and ends." if asked
+                else "That run is not running.")
+
+    def list_runs_json() -> str:
+        return json.dumps([{"id": r.id, "name": r.name, "status": r.status, "step": r.step,
+                            "total_steps": r.total_steps, "error": r.error} for r in studio.list_runs()])
+
+    outputs = [details, loss_plot, memory_plot, log, raw]
+    timer.tick(refresh, [chosen, compare], [table, chosen, compare, *outputs], api_visibility="private",
+               show_progress="hidden")
+    chosen.change(show_run, [chosen, compare], outputs, api_name="run_metrics")
+    compare.change(show_run, [chosen, compare], outputs, api_visibility="private")
+    stop.click(do_stop, chosen, action, api_name="stop_run")
+    hidden = gr.Button(visible=False)
+    listing = gr.Textbox(visible=False)
+    hidden.click(list_runs_json, None, listing, api_name="list_runs")
+    return {"chosen": chosen}
