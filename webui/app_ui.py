@@ -16,13 +16,15 @@ def build_app(studio: Studio) -> gr.Blocks:
                     f"Data directory: `{studio.paths.root}`")
         with gr.Tabs():
             with gr.Tab("Datasets"):
-                datasets_tab.build(studio)
+                datasets = datasets_tab.build(studio)
             with gr.Tab("Train") as train_page:
                 train = train_tab.build(studio)
             with gr.Tab("Runs") as runs_page:
                 runs = runs_tab.build(studio)
             with gr.Tab("Chat") as chat_page:
                 chat = chat_tab.build(studio)
+        preview, preview_in, preview_out = datasets["preview"]
+        app.load(preview, preview_in, preview_out, api_visibility="private")
         # Lists that other tabs change are re-read when their tab opens.
         train_page.select(lambda: gr.update(choices=[d.name for d in studio.list_datasets()]), None,
                           train["form"]["dataset"], api_visibility="private")

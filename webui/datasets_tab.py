@@ -52,7 +52,8 @@ def build(studio: Studio) -> dict[str, Any]:
             chosen = gr.Dropdown(label="Preview", choices=[d.name for d in studio.list_datasets()],
                                  value="sample", allow_custom_value=True)
             gallery = gr.Gallery(label="Rows", columns=4, height="auto", object_fit="contain")
-            rows = gr.Dataframe(label="Conversations", interactive=False, wrap=True)
+            rows = gr.Dataframe(label="Conversations", interactive=False, wrap=True,
+                                headers=["id", "images", "conversation"])
 
     def do_register(paths: list[str] | None, dataset_name: str) -> tuple[str, pd.DataFrame, Any]:
         try:
@@ -80,7 +81,7 @@ def build(studio: Studio) -> dict[str, Any]:
 
     register.click(do_register, [files, name], [report, table, chosen], api_name="register_dataset")
     chosen.change(do_preview, chosen, [gallery, rows], api_name="preview_dataset")
-    return {"chosen": chosen, "table": table, "preview": (do_preview, gallery, rows)}
+    return {"chosen": chosen, "table": table, "preview": (do_preview, [chosen], [gallery, rows])}
 
 
 def _thumbnail(path: Path) -> Any:

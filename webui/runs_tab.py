@@ -53,11 +53,25 @@ def details_markdown(view: Any) -> str:
     return "\n".join(lines)
 
 
+def typed_frame(rows: list[dict], x: str, y: str, colour: str) -> pd.DataFrame:
+    """A frame whose column types are right even when empty: the plot fixes its axis types from the first value."""
+    return pd.DataFrame({
+        x: pd.Series([r[x] for r in rows], dtype="int64"),
+        y: pd.Series([r[y] for r in rows], dtype="float64"),
+        colour: pd.Series([r[colour] for r in rows], dtype="str"),
+    })
+
+
+def plot_update(frame: pd.DataFrame, colour: str) -> gr.LinePlot:
+    """New data for a coloured plot, naming its series: the plot otherwise keeps the series it first saw."""
+    return gr.LinePlot(value=frame, colors_in_legend=list(dict.fromkeys(frame[colour])))
+
+
 def memory_frame(metrics: list[dict]) -> pd.DataFrame:
     series = {"mem_rss_mb": "process RSS", "mem_allocated_mb": "GPU allocated", "mem_reserved_mb": "GPU reserved"}
     rows = [{"step": m["step"], "MB": m[key], "series": label}
             for m in metrics for key, label in series.items() if key in m]
-    return pd.DataFrame(rows, columns=["step", "MB", "series"])
+    return typed_frame(rows, "step", "MB", "series")
 
 
 def build(studio: Studio) -> dict[str, Any]:
@@ -71,19 +85,23 @@ def build(studio: Studio) -> dict[str, Any]:
     action = gr.Markdown()
     details = gr.Markdown()
     with gr.Row():
-        loss_plot = gr.LinePlot(x="step", y="loss", color="run", title="Training loss", height=300)
-        memory_plot = gr.LinePlot(x="step", y="MB", color="series", title="Memory", height=300)
+        loss_plot = gr.LinePlot(typed_frame([], "step", "loss", "run"), x="step", y="loss", color="run",
+                                title="Training loss", height=300)
+        memory_plot = gr.LinePlot(memory_frame([]), x="step", y="MB", color="series", title="Memory (MB)",
+                                  height=300)
     log = gr.Textbox(label="Log (tail)", lines=12, max_lines=12, autoscroll=True, interactive=False)
     with gr.Accordion("Raw metrics", open=False):
         raw = gr.JSON(label="metrics.jsonl")
 
     def show_run(run_id: int | None, others: list[int] | None) -> tuple:
         if run_id is None:
-            return "", pd.DataFrame(columns=["step", "loss", "run"]), memory_frame([]), "", []
+            return ("", plot_update(typed_frame([], "step", "loss", "run"), "run"),
+                    plot_update(memory_frame([]), "series"), "", [])
         try:
             view = studio.run_view(int(run_id))
         except Exception as e:  # noqa: BLE001
-            return failure_markdown(e), pd.DataFrame(), memory_frame([]), "", []
+            return (failure_markdown(e), plot_update(typed_frame([], "step", "loss", "run"), "run"),
+                    plot_update(memory_frame([]), "series"), "", [])
         loss_rows = [{"step": m["step"], "loss": m["loss"], "run": f"{view.run.id}: {view.run.name}"}
                      for m in view.metrics]
         for other in others or []:
@@ -95,8 +113,8 @@ def build(studio: Studio) -> dict[str, Any]:
                 continue
             loss_rows += [{"step": m["step"], "loss": m["loss"], "run": f"{o.run.id}: {o.run.name}"}
                           for m in o.metrics]
-        return (details_markdown(view), pd.DataFrame(loss_rows, columns=["step", "loss", "run"]),
-                memory_frame(view.metrics), view.log, view.metrics)
+        return (details_markdown(view), plot_update(typed_frame(loss_rows, "step", "loss", "run"), "run"),
+                plot_update(memory_frame(view.metrics), "series"), view.log, view.metrics)
 
     def refresh(run_id: int | None, others: list[int] | None) -> tuple:
         choices = run_choices(studio)
