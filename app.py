@@ -52,13 +52,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def launch(args: argparse.Namespace, *, block: bool = True) -> tuple[object, object]:
+def exposure_auth(args: argparse.Namespace) -> list[tuple[str, str]] | None:
+    """The credentials to require; refuses (SystemExit) to expose the studio beyond this machine without any."""
     auth = read_auth(args.auth_file)
     if (args.share or not is_loopback(args.host)) and not auth:
         raise SystemExit(
             f"Refusing to listen on {args.host}{' with a share link' if args.share else ''} without a password: "
             f"set {AUTH_USER_ENV} and {AUTH_PASSWORD_ENV}, or pass --auth-file, or use --host 127.0.0.1."
         )
+    return auth
+
+
+def launch(args: argparse.Namespace, *, block: bool = True) -> tuple[object, object]:
+    auth = exposure_auth(args)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from core.studio import Studio
     from webui.app_ui import build_app
@@ -66,8 +72,10 @@ def launch(args: argparse.Namespace, *, block: bool = True) -> tuple[object, obj
     studio = Studio(args.data_dir)
     app = build_app(studio)
     app.queue(default_concurrency_limit=4)
+    # The data directory (database, datasets, runs) is never served; Gradio serves only its own upload cache.
     app.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-               max_file_size=args.max_upload, prevent_thread_lock=not block, show_error=False)
+               max_file_size=args.max_upload, blocked_paths=[str(studio.paths.root)],
+               prevent_thread_lock=not block, show_error=False)
     return app, studio
 
 
