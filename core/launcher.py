@@ -13,7 +13,7 @@ from pathlib import Path
 from core.dataset_catalog import DatasetCatalog
 from core.paths import DATA_DIR_ENV, StudioPaths
 from core.problems import Problem, ProblemsError
-from core.processes import SIGKILL, SIGTERM, is_alive, process_start_time, signal_group
+from core.processes import SIGKILL, SIGTERM, heartbeat_seconds, is_alive, process_start_time, signal_group
 from core.registry import ACTIVE, Registry
 from core.run_files import CONFIG_FILE, LOG_FILE, log_tail
 from core.train_config import TrainConfig
@@ -113,20 +113,27 @@ class Launcher:
                 del self._children[run_id]
 
     def reconcile(self) -> list[int]:
-        """Mark active runs whose process is gone: stopped if a stop was asked for, else lost. Returns their ids."""
+        """The watchdog: mark active runs whose process is gone (stopped if a stop was asked for, else lost), and
+        running ones silent for two heartbeat intervals (lost, until they beat again). Returns the ids changed."""
         self._reap()
         changed = []
         now = time.time()
+        silence_limit = 2 * heartbeat_seconds()
         for run in self.registry.list_runs(ACTIVE):
             if run.pid is None and now - run.created_at < SPAWN_GRACE_SECONDS:
                 continue
-            if is_alive(run.pid, run.pid_started_at):
+            alive = is_alive(run.pid, run.pid_started_at)
+            silent_for = now - run.heartbeat_at if run.heartbeat_at else 0.0
+            if alive and not (run.status == "running" and silent_for > silence_limit):
                 continue
-            fresh = self.registry.get_run(run.id)  # the job may have just recorded its own ending
-            if fresh.status not in ACTIVE:
+            fresh = self.registry.get_run(run.id)  # the job may have just recorded its own ending, or beaten
+            beat_again = alive and fresh.heartbeat_at and now - fresh.heartbeat_at <= silence_limit
+            if fresh.status not in ACTIVE or beat_again:
                 continue
             tail = log_tail(Path(run.run_dir), 1500).strip() if run.run_dir else ""
-            if run.stop_requested_at:
+            if alive:
+                status, error = "lost", f"no heartbeat for {silent_for:.0f} s; the process (pid {run.pid}) is silent"
+            elif run.stop_requested_at:
                 status, error = "stopped", "stopped; the process ended without reporting"
             else:
                 status, error = "lost", "the process ended without reporting its result" + (

@@ -8,6 +8,16 @@ import signal
 import psutil
 
 START_TIME_TOLERANCE_S = 1.0
+HEARTBEAT_ENV = "STUDIO_HEARTBEAT_SECONDS"
+DEFAULT_HEARTBEAT_S = 5.0
+
+
+def heartbeat_seconds() -> float:
+    """How often a job beats; a run silent for two of these is taken for lost."""
+    try:
+        return max(0.1, float(os.environ.get(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S)))
+    except ValueError:
+        return DEFAULT_HEARTBEAT_S
 
 
 def process_start_time(pid: int) -> float | None:

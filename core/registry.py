@@ -15,11 +15,11 @@ from core.db_schema import DatasetRow, RunRow, migrate
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("completed", "stopped", "failed", "failed_oom", "lost")
-# lost → terminal: a job that was presumed gone may still report how it really ended.
+# lost → running/terminal: a job presumed gone (silent too long) may come back and report for itself.
 TRANSITIONS = {
     "queued": {"running", "failed", "stopped", "lost"},
     "running": {"completed", "stopped", "failed", "failed_oom", "lost"},
-    "lost": {"completed", "stopped", "failed", "failed_oom"},
+    "lost": {"running", "completed", "stopped", "failed", "failed_oom"},
     "completed": set(),
     "stopped": {"queued"},  # resume
     "failed": {"queued"},

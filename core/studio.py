@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from core.datasets.records import SAMPLES_FILE, Message, Sample, read_samples
 from core.launcher import Launcher
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
+from core.processes import heartbeat_seconds
 from core.registry import DatasetRecord, Registry, RunRecord
 from core.run_files import log_tail, read_metrics
 from core.train_config import TrainConfig
@@ -35,6 +37,22 @@ class Studio:
         self.catalog = DatasetCatalog(self.paths, self.registry)
         self.launcher = Launcher(self.paths, self.registry, self.catalog)
         self.chat = ChatService(self.paths, self.registry)
+        self._watchdog_stop = threading.Event()
+
+    def start_watchdog(self) -> None:
+        """Check active runs every heartbeat interval, whether or not anyone has the Runs tab open."""
+        def watch() -> None:
+            while not self._watchdog_stop.wait(heartbeat_seconds()):
+                try:
+                    self.launcher.reconcile()
+                except Exception as e:  # noqa: BLE001 - the watchdog must outlive a failed check
+                    print(f"watchdog: {e}", flush=True)
+
+        threading.Thread(target=watch, name="run-watchdog", daemon=True).start()
+
+    def close(self) -> None:
+        self._watchdog_stop.set()
+        self.registry.dispose()
 
     # --- datasets -----------------------------------------------------------------------------------------
     def register_upload(self, files: list[Path], name: str) -> tuple[DatasetRecord, dict]:

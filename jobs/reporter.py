@@ -11,10 +11,9 @@ from typing import Any
 
 import psutil
 
+from core.processes import heartbeat_seconds
 from core.registry import Registry
 from core.run_files import METRICS_FILE
-
-HEARTBEAT_SECONDS = 5.0
 
 
 class Reporter:
@@ -29,15 +28,21 @@ class Reporter:
         self._heartbeat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
     def running(self, total_steps: int = 0) -> None:
+        """Mark the run running and start beating; called again later, it only records the step count."""
+        if self._heartbeat.is_alive():
+            self.progress(total_steps=total_steps)
+            return
         me = psutil.Process(os.getpid())
         self.registry.set_status(self.run_id, "running", pid=me.pid, pid_started_at=me.create_time(),
                                  heartbeat_at=time.time(), total_steps=total_steps)
         self._heartbeat.start()
 
     def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
+        while not self._stop.wait(heartbeat_seconds()):
             try:
                 self.registry.update_run(self.run_id, heartbeat_at=time.time())
+                # A watchdog may have taken a long silence (a stopped or swapped-out process) for death.
+                self.registry.set_status(self.run_id, "running", expect=("lost",), error=None)
             except Exception as e:  # noqa: BLE001 - a missed beat must not kill training
                 print(f"heartbeat failed: {e}", flush=True)
 

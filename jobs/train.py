@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.reporter import Reporter
 
     reporter = Reporter(registry, run_id, run_dir)
+    reporter.running()  # beat from the start: loading a large model can take minutes
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:

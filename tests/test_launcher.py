@@ -68,3 +68,27 @@ def test_invalid_config_starts_nothing(studio) -> None:
     else:
         raise AssertionError("a missing dataset must be refused")
     assert studio.registry.list_runs() == []
+
+
+def test_a_silent_run_is_lost_within_two_heartbeats_and_recovers(studio, monkeypatch) -> None:
+    monkeypatch.setenv("STUDIO_HEARTBEAT_SECONDS", "0.5")
+    run_id = studio.launcher.start(fast_config(**SLOW))
+    run = wait_for(studio.registry, run_id, ("running",))
+    time.sleep(1.0)  # a few beats first
+    os.kill(run.pid, signal.SIGSTOP)
+    try:
+        stopped_at = time.monotonic()
+        while studio.registry.get_run(run_id).status == "running" and time.monotonic() - stopped_at < 10:
+            studio.launcher.reconcile()
+            time.sleep(0.05)
+        lost_after = time.monotonic() - stopped_at
+        lost = studio.registry.get_run(run_id)
+        assert lost.status == "lost" and "no heartbeat" in lost.error
+        # two intervals of silence, measured from the last beat (at most one interval before the stop)
+        assert lost_after <= 2 * 0.5 + 0.5 + 0.5, lost_after
+    finally:
+        os.kill(run.pid, signal.SIGCONT)
+    back = wait_for(studio.registry, run_id, ("running",), timeout=10)
+    assert back.error is None
+    studio.stop_run(run_id)
+    assert wait_for(studio.registry, run_id, ("stopped",), timeout=60).status == "stopped"
