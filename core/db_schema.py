@@ -37,6 +37,7 @@ class RunRow(Base):
     last_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
     params_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # trainable/total per part
     artefact_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)  # 1 + how many times the run was resumed
 
 
 class DatasetRow(Base):
@@ -53,24 +54,46 @@ class DatasetRow(Base):
     summary_json: Mapped[str] = mapped_column(Text, default="{}")
 
 
+# Migrations are frozen SQL: the ORM classes above describe the newest schema, these describe each step to it.
+_V1_TABLES = (
+    """CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, name VARCHAR(200) NOT NULL, status VARCHAR(32) NOT NULL,
+        model TEXT NOT NULL, method VARCHAR(32) NOT NULL, dataset TEXT NOT NULL, config_json TEXT NOT NULL,
+        run_dir TEXT NOT NULL DEFAULT '', created_at FLOAT NOT NULL, started_at FLOAT, finished_at FLOAT,
+        pid INTEGER, pid_started_at FLOAT, heartbeat_at FLOAT, stop_requested_at FLOAT, exit_code INTEGER,
+        error TEXT, step INTEGER NOT NULL DEFAULT 0, total_steps INTEGER NOT NULL DEFAULT 0, last_loss FLOAT,
+        params_json TEXT, artefact_dir TEXT)""",
+    "CREATE INDEX ix_runs_status ON runs (status)",
+    """CREATE TABLE datasets (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, name VARCHAR(200) NOT NULL UNIQUE, source TEXT NOT NULL,
+        format VARCHAR(64) NOT NULL, path TEXT NOT NULL, rows INTEGER NOT NULL, images INTEGER NOT NULL,
+        created_at FLOAT NOT NULL, summary_json TEXT NOT NULL DEFAULT '{}')""",
+)
+
+
 def _v1_initial(conn: Connection) -> None:
-    Base.metadata.create_all(conn)
+    for statement in _V1_TABLES:
+        conn.execute(text(statement))
+
+
+def _v2_run_attempts(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1"))
 
 
 # Append new migrations at the end; never edit one that has shipped.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_run_attempts]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: Connection) -> int:
-    """Bring the database to SCHEMA_VERSION inside the caller's transaction; returns the version reached."""
+def migrate(conn: Connection, target: int = SCHEMA_VERSION) -> int:
+    """Bring the database to ``target`` (the newest by default) in the caller's transaction; returns it."""
     conn.execute(text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"))
     current = conn.execute(text("SELECT MAX(version) FROM schema_version")).scalar() or 0
     if current > SCHEMA_VERSION:
         raise RuntimeError(
             f"the database is at schema version {current}, newer than this studio ({SCHEMA_VERSION}); upgrade it"
         )
-    for version in range(current + 1, SCHEMA_VERSION + 1):
+    for version in range(current + 1, target + 1):
         MIGRATIONS[version - 1](conn)
         conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": version})
-    return SCHEMA_VERSION
+    return max(current, target)

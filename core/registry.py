@@ -58,6 +58,7 @@ class RunRecord:
     last_loss: float | None
     params: dict[str, Any] | None
     artefact_dir: str | None
+    attempt: int
 
     @classmethod
     def of(cls, row: RunRow) -> RunRecord:
@@ -68,6 +69,7 @@ class RunRecord:
             heartbeat_at=row.heartbeat_at, stop_requested_at=row.stop_requested_at, exit_code=row.exit_code,
             error=row.error, step=row.step, total_steps=row.total_steps, last_loss=row.last_loss,
             params=json.loads(row.params_json) if row.params_json else None, artefact_dir=row.artefact_dir,
+            attempt=row.attempt,
         )
 
 

@@ -87,3 +87,37 @@ def test_newer_database_is_refused_with_a_reason(tmp_path: Path) -> None:
         conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 5,))
     with pytest.raises(RuntimeError, match="newer than this studio"):
         Registry(db_file)
+
+
+def test_database_from_an_older_version_opens_and_upgrades(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    from core.db_schema import migrate
+
+    db_file = tmp_path / "studio.db"
+    engine = create_engine(f"sqlite:///{db_file}")
+    with engine.begin() as conn:
+        assert migrate(conn, target=1) == 1
+        conn.execute(text(
+            "INSERT INTO runs (name, status, model, method, dataset, config_json, created_at) "
+            "VALUES ('old run', 'completed', 'm', 'lora', 'd', '{}', 1.0)"))
+    engine.dispose()
+    registry = Registry(db_file)
+    (run,) = registry.list_runs()
+    assert (run.name, run.status, run.attempt) == ("old run", "completed", 1)
+    with sqlite3.connect(db_file) as conn:
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    registry.create_run("new run", "m", "lora", "d", {})
+    assert [r.name for r in registry.list_runs()] == ["new run", "old run"]
+
+
+def test_every_orm_column_exists_after_all_migrations(tmp_path: Path) -> None:
+    from core.db_schema import Base
+
+    db_file = tmp_path / "studio.db"
+    Registry(db_file)
+    with sqlite3.connect(db_file) as conn:
+        for table in Base.metadata.sorted_tables:
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table.name})")}
+            assert {c.name for c in table.columns} <= columns, table.name
