@@ -1,24 +1,45 @@
-"""Import a dataset source (file, folder or zip) into a registered dataset folder in the internal form."""
+"""Import a dataset source (file, folder or zip) into a dataset folder in the internal form, validating as it streams.
+
+The folder gets ``samples.jsonl`` (training rows), optionally ``eval.jsonl`` and ``split.json``, ``images/`` and
+``report.json``. Everything is written into a staging folder beside ``dest_dir`` and renamed into place at the end,
+so a failed import leaves nothing behind. Bad rows are excluded and counted; problems are grouped by kind.
+"""
 
 from __future__ import annotations
 
+import codecs
 import json
-import shutil
 import tempfile
-import zipfile
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
+from typing import IO, ClassVar
 
-from core.datasets.records import IMAGE_PLACEHOLDER, SAMPLES_FILE, Message, Sample, write_samples
+from core.datasets.detect import Detection, detect_format
+from core.datasets.fields import RowView, TypeMemo
+from core.datasets.formats import FORMATS, ConvertOptions
+from core.datasets.formats.base import DEFAULT_CAPTION_PROMPT
+from core.datasets.images import ImageResolver, ImageStore, store_image
+from core.datasets.limits import ImportLimits
+from core.datasets.problem_log import ProblemLog, RowError
+from core.datasets.readers import Progress, RawRow, read_rows
+from core.datasets.records import SAMPLES_FILE, Sample
+from core.datasets.sources import SourcePlan, caption_rows, plan_source
+from core.datasets.split import EVAL_FILE, check_ratio, split_samples, write_split_info
+from core.datasets.turns import check_turns, place_images
 from core.problems import Problem, ProblemsError
 
-ROLE_NAMES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+REPORT_FILE = "report.json"
 MAX_PROBLEMS_SHOWN = 50
+DETECT_ROWS = 50
+ProgressCallback = Callable[[float, str], None]  # (fraction 0..1, message): gradio's gr.Progress() fits
 
 
 @dataclass
 class ImportReport:
-    """What an import found: the format, counts, and every problem (the first ones in full)."""
+    """What an import found: the format and why, counts, the image root, and problems grouped by kind."""
 
     format: str
     format_reason: str
@@ -26,146 +47,273 @@ class ImportReport:
     rows_kept: int = 0
     images: int = 0
     image_root: str = ""
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # the first ones of each kind, in full
+    format_title: str = ""
+    columns: dict[str, str] = field(default_factory=dict)
+    source_file: str = ""
+    eval_file: str = ""
+    rows_train: int = 0
+    rows_eval: int = 0
+    problem_counts: dict[str, int] = field(default_factory=dict)  # kind -> how many (all of them)
+    problem_groups: list[dict] = field(default_factory=list)
+    image_note: str = ""
+    source_note: str = ""
+    written: bool = False
 
     @property
     def rows_excluded(self) -> int:
         return self.rows_total - self.rows_kept
 
+    @property
+    def error_count(self) -> int:
+        return sum(g["count"] for g in self.problem_groups if g["severity"] == "error")
+
     def summary(self) -> dict:
         return {
-            "format": self.format,
-            "format_reason": self.format_reason,
-            "rows_total": self.rows_total,
-            "rows_kept": self.rows_kept,
-            "rows_excluded": self.rows_excluded,
-            "images": self.images,
-            "image_root": self.image_root,
+            "format": self.format, "format_title": self.format_title, "format_reason": self.format_reason,
+            "columns": self.columns, "source_file": self.source_file, "source_note": self.source_note,
+            "eval_file": self.eval_file, "rows_total": self.rows_total, "rows_kept": self.rows_kept,
+            "rows_excluded": self.rows_excluded, "rows_train": self.rows_train, "rows_eval": self.rows_eval,
+            "images": self.images, "image_root": self.image_root, "image_note": self.image_note,
             "problems": [p.to_dict() for p in self.problems[:MAX_PROBLEMS_SHOWN]],
-            "problem_count": len(self.problems),
+            "problem_count": sum(self.problem_counts.values()), "problem_counts": dict(self.problem_counts),
+            "problem_groups": self.problem_groups, "written": self.written,
         }
 
 
-def safe_extract(archive: Path, dest: Path) -> None:
-    """Extract a zip, refusing members that would land outside ``dest``."""
-    dest = dest.resolve()
-    with zipfile.ZipFile(archive) as zf:
-        for member in zf.infolist():
-            target = (dest / member.filename).resolve()
-            if not target.is_relative_to(dest):
-                raise ProblemsError([Problem(f"zip member {member.filename!r} points outside the archive",
-                                             file=archive.name)])
-        zf.extractall(dest)
+class DatasetImportError(ProblemsError):
+    """An import that could not finish: nothing was written. ``report`` holds what was found until then."""
+
+    def __init__(self, problems: list[Problem], report: ImportReport | None = None):
+        super().__init__(problems)
+        self.report = report
 
 
-def find_dataset_file(folder: Path) -> Path:
-    candidates = sorted(p for p in folder.rglob("*.json") if "__MACOSX" not in p.parts)
-    if not candidates:
-        raise ProblemsError([Problem("no .json dataset file found in the upload", file=folder.name)])
-    return candidates[0]
+@dataclass
+class _Ticker:
+    """Calls the progress callback at most every ``interval`` seconds, with a fraction that never goes back."""
+
+    callback: ProgressCallback | None
+    start: float = 0.0
+    span: float = 1.0
+    last: float = 0.0
+    shown: float = 0.0
+    interval: ClassVar[float] = 0.2
+
+    def __call__(self, fraction: float, message: str, force: bool = False, absolute: bool = False) -> None:
+        now = time.monotonic()
+        if self.callback is not None and (force or now - self.last >= self.interval):
+            self.last = now
+            self.shown = max(self.shown, min(fraction if absolute else self.start + self.span * fraction, 1.0))
+            self.callback(self.shown, message)
 
 
-def resolve_image(name: str, root: Path) -> Path | None:
-    """The image path under ``root``, or None if it would escape it."""
-    candidate = (root / name).resolve()
-    return candidate if candidate.is_relative_to(root.resolve()) else None
+@dataclass
+class _Job:
+    """The state shared by the files of one import."""
+
+    limits: ImportLimits
+    options: ConvertOptions
+    log: ProblemLog
+    store: ImageStore
+    encoding: str
+    ticker: _Ticker
+    memo: TypeMemo = field(default_factory=TypeMemo)
 
 
-def check_image(path: Path) -> str | None:
-    from PIL import Image
+def _rows(plan: SourcePlan, path: Path | None, display: str, job: _Job, progress: Progress) -> Iterator[RawRow]:
+    if path is None:
+        return caption_rows(plan, progress)
+    return read_rows(path, display, progress, job.log, job.limits, job.encoding)
 
+
+def _detect(rows: Iterator[RawRow], display: str, job: _Job, fmt: str | None, columns: dict | None,
+            caption_folder: bool) -> tuple[Detection, Iterator[RawRow]]:
+    head: list[RawRow] = []
+    good: list[dict] = []
+    for raw in rows:
+        head.append(raw)
+        if raw.data is not None:
+            good.append(raw.data)
+        if len(good) >= DETECT_ROWS or len(head) >= 4 * DETECT_ROWS:
+            break
+    if not good:
+        problems = [Problem(r.error.message, field=r.error.field, file=r.file or display, line=r.line)
+                    for r in head if r.error is not None][:MAX_PROBLEMS_SHOWN]
+        raise ProblemsError(problems or [Problem("the file has no rows", file=display)])
+    if caption_folder:
+        detection = detect_format(good, override=fmt or "captions", columns=columns or {"image": "file_name",
+                                                                                        "text": "text"}, file=display)
+        if not fmt:
+            detection.reason = "an image folder with a .txt caption beside each image"
+    else:
+        detection = detect_format(good, override=fmt, columns=columns, file=display)
+    return detection, chain(head, rows)
+
+
+def _to_sample(raw: RawRow, detection: Detection, resolver: ImageResolver, job: _Job, default_id: str) -> Sample:
+    spec = FORMATS[detection.format]
+    data = raw.data
+    for key in ("videos", "audios", "video", "audio"):
+        if data.get(key):
+            raise RowError("unsupported", f"'{key}' is not supported: only images and text", field=key)
+    view = RowView(data, raw.line, detection.columns, job.memo, what=f"the {spec.title} format",
+                   fallbacks=detection.fallbacks())
+    draft = spec.convert(view, job.options)
+    if not draft.messages:
+        raise RowError("missing_field", "the row has no turns", field=draft.messages_field)
+    place_images(draft.messages, len(draft.images), draft.images_field, draft.messages_field)
+    check_turns(draft.messages, draft.fields)
+    stored = [store_image(ref, where, resolver, job.store) for ref, where in draft.images]
+    return Sample(id=draft.id or default_id, messages=draft.messages, images=stored)
+
+
+def _convert(rows: Iterator[RawRow], display: str, detection: Detection, resolver: ImageResolver, job: _Job,
+             out: IO[str] | None, progress: Progress, report: ImportReport) -> int:
+    stem = Path(display).stem
+    kept = 0
+    for raw in rows:
+        report.rows_total += 1
+        file = raw.file or display
+        try:
+            if raw.error is not None:
+                raise raw.error
+            sample = _to_sample(raw, detection, resolver, job, f"{stem}-{raw.line or report.rows_total}")
+        except RowError as e:
+            job.log.add_row_error(e, file, raw.line)
+            continue
+        if out is not None:
+            out.write(json.dumps(sample.to_dict(), ensure_ascii=False) + "\n")
+        kept += 1
+        job.ticker(progress.fraction, f"checked {report.rows_total:,} rows of {display}")
+    return kept
+
+
+def _run(source: Path, workdir: Path, staging: Path | None, *, image_root, fmt, columns, eval_source, eval_ratio,
+         seed, data_file, encoding, caption_prompt, limits, progress) -> ImportReport:
+    limits = limits or ImportLimits.from_env()
+    check_ratio(eval_ratio)
     try:
-        with Image.open(path) as img:
-            img.verify()
-    except Exception as e:  # noqa: BLE001 - PIL raises many types for bad files
-        return f"image cannot be read ({type(e).__name__}: {e})"
-    return None
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ProblemsError([Problem(f"unknown text encoding {encoding!r}", field="encoding")]) from None
+    plan = plan_source(Path(source), workdir, limits, data_file=data_file, image_root=image_root)
+    eval_plan = plan_source(Path(eval_source), workdir / "eval", limits, image_root=image_root) \
+        if eval_source is not None else None
+    if eval_plan is not None:
+        if eval_plan.data_file is None:
+            raise ProblemsError([Problem("the eval source must be a data file (or a folder or zip holding one)",
+                                         field="eval_source")])
+        plan.eval_file = eval_plan.data_file  # an eval source given by the user wins over one found beside the data
+    log = ProblemLog(keep_per_kind=limits.max_problems_per_kind)
+    images_dir = staging / "images" if staging is not None else None
+    if images_dir is not None:
+        images_dir.mkdir(parents=True)
+    job = _Job(limits, ConvertOptions(caption_prompt=caption_prompt), log, ImageStore(images_dir, limits), encoding,
+               _Ticker(progress, 0.0, 0.85 if plan.eval_file else 0.95))
+    report = ImportReport("", "", image_root=plan.root_label, source_file=plan.display, source_note=plan.note)
+    main_progress = Progress(plan.data_file.stat().st_size if plan.data_file else 1)
+    rows = _rows(plan, plan.data_file, plan.display, job, main_progress)
+    detection, rows = _detect(rows, plan.display, job, fmt, columns, plan.data_file is None)
+    report.format, report.format_reason = detection.format, detection.reason
+    report.format_title, report.columns = detection.title, dict(detection.columns)
+    resolver = ImageResolver(plan.root, plan.bases)
+    resolvers = [resolver]
+    out = (staging / SAMPLES_FILE).open("w", encoding="utf-8") if staging is not None else None
+    try:
+        report.rows_train = _convert(rows, plan.display, detection, resolver, job, out, main_progress, report)
+    finally:
+        if out is not None:
+            out.close()
+    if plan.eval_file is not None:
+        eval_root = eval_plan if eval_plan is not None else plan
+        display = eval_root.display if eval_plan is not None else str(plan.eval_file.relative_to(plan.folder))
+        report.eval_file = display
+        eval_resolver = ImageResolver(eval_root.root, eval_root.bases if eval_plan is not None else
+                                      [plan.eval_file.parent, *plan.bases])
+        resolvers.append(eval_resolver)
+        job.ticker.start, job.ticker.span = 0.85, 0.1
+        eval_progress = Progress(plan.eval_file.stat().st_size)
+        eval_rows = read_rows(plan.eval_file, display, eval_progress, log, limits, encoding)
+        eval_detection, eval_rows = _detect(eval_rows, display, job, detection.format, detection.columns, False)
+        out = (staging / EVAL_FILE).open("w", encoding="utf-8") if staging is not None else None
+        try:
+            report.rows_eval = _convert(eval_rows, display, eval_detection, eval_resolver, job, out, eval_progress,
+                                        report)
+        finally:
+            if out is not None:
+                out.close()
+    report.rows_kept = report.rows_train + report.rows_eval
+    report.images = job.store.count
+    report.image_note = "; ".join(n for n in (r.note() for r in resolvers) if n)
+    report.problems = log.problems
+    report.problem_counts = dict(log.counts)
+    report.problem_groups = log.groups()
+    if staging is None:
+        return report  # a dry run reports even a dataset with no usable row
+    if report.rows_kept == 0:
+        raise DatasetImportError(log.problems[:MAX_PROBLEMS_SHOWN] or [Problem("the dataset has no rows",
+                                                                               file=plan.display)], report)
+    if report.rows_train == 0:
+        raise DatasetImportError([Problem("no training rows are left after excluding the bad ones",
+                                          file=plan.display), *log.problems[:MAX_PROBLEMS_SHOWN]], report)
+    if eval_ratio > 0 and plan.eval_file is None:
+        job.ticker(0.96, "splitting train/eval", force=True, absolute=True)
+        report.rows_train, report.rows_eval = split_samples(staging, eval_ratio, seed)
+    if report.rows_eval:
+        write_split_info(staging, {"eval_file": EVAL_FILE, "rows_train": report.rows_train,
+                                   "rows_eval": report.rows_eval, "eval_ratio": eval_ratio if not report.eval_file
+                                   else None, "seed": seed, "eval_source": report.eval_file or None})
+    return report
 
 
-def _convert_llava_row(row: object, index: int, file: str, root: Path) -> tuple[Sample | None, list[Problem], Path | None]:
-    line = index + 1
-    if not isinstance(row, dict):
-        return None, [Problem("expected an object with 'conversations'", file=file, line=line)], None
-    turns = row.get("conversations")
-    if not isinstance(turns, list) or not turns:
-        return None, [Problem("expected a non-empty list of turns", file=file, line=line, field="conversations")], None
-    messages = []
-    for t, turn in enumerate(turns):
-        where = f"conversations[{t}]"
-        if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
-            return None, [Problem("expected {from, value}", file=file, line=line, field=where)], None
-        role = ROLE_NAMES.get(str(turn["from"]).lower())
-        if role is None:
-            return None, [Problem(f"unknown speaker {turn['from']!r}; expected human or gpt",
-                                  file=file, line=line, field=where + ".from")], None
-        messages.append(Message(role, str(turn["value"])))
-    if not any(m.role == "assistant" and m.content.strip() for m in messages):
-        return None, [Problem("no non-empty answer from gpt", file=file, line=line, field="conversations")], None
-    image_path = None
-    images = []
-    if row.get("image"):
-        image_path = resolve_image(str(row["image"]), root)
-        if image_path is None:
-            return None, [Problem(f"image path {row['image']!r} leaves the dataset folder",
-                                  file=file, line=line, field="image")], None
-        if not image_path.is_file():
-            return None, [Problem(f"image {row['image']!r} not found under {root}", file=file, line=line,
-                                  field="image")], None
-        error = check_image(image_path)
-        if error:
-            return None, [Problem(error, file=file, line=line, field="image")], None
-        images = [image_path.name]
-        first_user = next((m for m in messages if m.role == "user"), None)
-        if first_user and IMAGE_PLACEHOLDER not in first_user.content:
-            first_user.content = IMAGE_PLACEHOLDER + "\n" + first_user.content
-    sample = Sample(id=str(row.get("id", index)), messages=messages, images=images)
-    if sample.placeholder_count() != len(images):
-        return None, [Problem(f"{sample.placeholder_count()} <image> placeholders but {len(images)} images",
-                              file=file, line=line, field="conversations")], None
-    return sample, [], image_path
+def _call(source, staging_parent: Path | None, dest_dir: Path | None, **kwargs) -> ImportReport:
+    ticker = kwargs.get("progress")
+    try:
+        with tempfile.TemporaryDirectory(prefix=".import-", dir=staging_parent) as tmp:
+            staging = Path(tmp) / "dataset" if dest_dir is not None else None
+            report = _run(Path(source), Path(tmp), staging, **kwargs)
+            if staging is not None:
+                report.written = True
+                (staging / REPORT_FILE).write_text(json.dumps(report.summary(), indent=2, ensure_ascii=False),
+                                                   encoding="utf-8")
+                staging.rename(dest_dir)
+    except DatasetImportError:
+        raise
+    except ProblemsError as e:
+        raise DatasetImportError(e.problems) from None
+    except OSError as e:
+        raise DatasetImportError([Problem(f"could not read or write a file: {e}")]) from None
+    if ticker is not None:
+        ticker(1.0, f"{report.rows_kept:,} rows kept, {report.rows_excluded:,} excluded")
+    return report
 
 
-def import_dataset(source: Path, dest_dir: Path, *, image_root: Path | None = None) -> ImportReport:
-    """Read ``source`` and write ``dest_dir`` (samples.jsonl + images/) atomically; bad rows are excluded."""
-    source = Path(source)
+def import_dataset(source: Path, dest_dir: Path, *, image_root: Path | None = None, format: str | None = None,
+                   columns: dict[str, str] | None = None, eval_source: Path | None = None, eval_ratio: float = 0.0,
+                   seed: int = 0, data_file: str | None = None, encoding: str = "utf-8",
+                   caption_prompt: str = DEFAULT_CAPTION_PROMPT, limits: ImportLimits | None = None,
+                   progress: ProgressCallback | None = None) -> ImportReport:
+    """Read ``source`` (a data file, a folder or a zip) and create ``dest_dir`` with samples.jsonl, images/ and
+    report.json (plus eval.jsonl and split.json with an eval file or ratio; an eval file, given or found beside the
+    data as val*/eval*/dev*, wins over the ratio). Bad rows are excluded and counted in
+    the report; when no row is usable, or on a fatal problem, DatasetImportError is raised and nothing is left."""
     dest_dir = Path(dest_dir)
     if dest_dir.exists():
-        raise ProblemsError([Problem(f"a dataset folder already exists at {dest_dir}")])
-    with tempfile.TemporaryDirectory(prefix="import-", dir=dest_dir.parent) as tmp:
-        tmp_path = Path(tmp)
-        if source.suffix.lower() == ".zip":
-            safe_extract(source, tmp_path / "unpacked")
-            data_file = find_dataset_file(tmp_path / "unpacked")
-        elif source.is_dir():
-            data_file = find_dataset_file(source)
-        else:
-            data_file = source
-        root = Path(image_root) if image_root else data_file.parent
-        try:
-            rows = json.loads(data_file.read_text(encoding="utf-8-sig"))
-        except json.JSONDecodeError as e:
-            raise ProblemsError([Problem(f"not valid JSON: {e.msg}", file=data_file.name, line=e.lineno)]) from e
-        if not isinstance(rows, list):
-            raise ProblemsError([Problem("expected a JSON list of rows", file=data_file.name, line=1)])
-        report = ImportReport("llava", "rows have 'conversations' with 'from'/'value'", rows_total=len(rows),
-                              image_root=str(root))
-        staging = tmp_path / "dataset"
-        (staging / "images").mkdir(parents=True)
-        samples = []
-        for index, row in enumerate(rows):
-            sample, problems, image_path = _convert_llava_row(row, index, data_file.name, root)
-            report.problems.extend(problems)
-            if sample is None:
-                continue
-            if image_path is not None:
-                stored = f"images/{index:06d}_{image_path.name}"
-                shutil.copyfile(image_path, staging / stored)
-                sample.images = [stored]
-                report.images += 1
-            samples.append(sample)
-        if not samples:
-            raise ProblemsError(report.problems or [Problem("the dataset has no rows", file=data_file.name)])
-        report.rows_kept = write_samples(staging / SAMPLES_FILE, samples)
-        (staging / "report.json").write_text(json.dumps(report.summary(), indent=2), encoding="utf-8")
-        staging.rename(dest_dir)
-    return report
+        raise DatasetImportError([Problem(f"a dataset folder already exists at {dest_dir}")])
+    dest_dir.parent.mkdir(parents=True, exist_ok=True)
+    return _call(source, dest_dir.parent, dest_dir, image_root=image_root, fmt=format, columns=columns,
+                 eval_source=eval_source, eval_ratio=eval_ratio, seed=seed, data_file=data_file, encoding=encoding,
+                 caption_prompt=caption_prompt, limits=limits, progress=progress)
+
+
+def validate_dataset(source: Path, *, image_root: Path | None = None, format: str | None = None,
+                     columns: dict[str, str] | None = None, eval_source: Path | None = None,
+                     data_file: str | None = None, encoding: str = "utf-8",
+                     caption_prompt: str = DEFAULT_CAPTION_PROMPT, limits: ImportLimits | None = None,
+                     progress: ProgressCallback | None = None, workdir: Path | None = None) -> ImportReport:
+    """The same checks as ``import_dataset`` (every row, every image decoded) without writing a dataset; the report
+    comes back even when no row is usable (only unreadable sources and undetectable formats raise)."""
+    return _call(source, workdir, None, image_root=image_root, fmt=format, columns=columns, eval_source=eval_source,
+                 eval_ratio=0.0, seed=0, data_file=data_file, encoding=encoding, caption_prompt=caption_prompt,
+                 limits=limits, progress=progress)

@@ -1,0 +1,64 @@
+"""A quick look at a source before importing: the detected format and why, the columns, and the first rows."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from core.datasets.detect import detect_format, format_choices
+from core.datasets.limits import ImportLimits
+from core.datasets.problem_log import ProblemLog
+from core.datasets.readers import Progress, read_rows
+from core.datasets.sources import caption_rows, plan_source
+from core.problems import Problem, ProblemsError
+
+
+def _shorten(value: object, limit: int = 300) -> object:
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + "..."
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, list):
+        return [_shorten(v, limit) for v in value[:20]]
+    if isinstance(value, dict):
+        return {str(k): _shorten(v, limit) for k, v in list(value.items())[:30]}
+    return value
+
+
+def inspect_source(source: Path, *, data_file: str | None = None, image_root: Path | None = None,
+                   format: str | None = None, columns: dict[str, str] | None = None, encoding: str = "utf-8",
+                   rows: int = 5, limits: ImportLimits | None = None) -> dict:
+    """Plain data for the import form: ``format``, ``title``, ``reason``, ``columns`` (slot -> column), ``keys``,
+    ``candidates``, ``formats`` (every format with its slots), ``rows`` (the first few, shortened), ``problems``
+    (fatal ones, if detection failed), ``source_file``, ``source_note`` and ``image_root``. Never raises
+    ProblemsError: its problems are returned."""
+    limits = limits or ImportLimits.from_env()
+    result: dict = {"formats": format_choices(), "rows": [], "problems": [], "format": None, "title": "", "reason": "",
+                    "columns": {}, "keys": [], "candidates": [], "source_file": "", "source_note": "", "image_root": ""}
+    try:
+        with tempfile.TemporaryDirectory(prefix=".inspect-") as tmp:
+            plan = plan_source(Path(source), Path(tmp), limits, data_file=data_file, image_root=image_root)
+            result.update(source_file=plan.display, source_note=plan.note, image_root=plan.root_label)
+            log = ProblemLog()
+            progress = Progress(1)
+            reader = caption_rows(plan, progress) if plan.data_file is None else \
+                read_rows(plan.data_file, plan.display, progress, log, limits, encoding)
+            good, problems = [], []
+            for raw in reader:
+                if raw.data is not None:
+                    good.append(raw.data)
+                elif raw.error is not None:
+                    problems.append(Problem(raw.error.message, field=raw.error.field, file=raw.file or plan.display,
+                                            line=raw.line))
+                if len(good) >= 50 or len(good) + len(problems) >= 200:
+                    break
+            if plan.data_file is None:
+                format, columns = format or "captions", columns or {"image": "file_name", "text": "text"}
+            detection = detect_format(good, override=format, columns=columns, file=plan.display) if good else None
+            if detection is not None:
+                result.update(detection.to_dict())
+            result["rows"] = [_shorten(r) for r in good[:rows]]
+            result["problems"] = [p.to_dict() for p in (problems + log.problems)[:20]]
+    except ProblemsError as e:
+        result["problems"] = [p.to_dict() for p in e.problems]
+    return result
