@@ -15,7 +15,7 @@ from core.paths import DATA_DIR_ENV, StudioPaths
 from core.problems import Problem, ProblemsError
 from core.processes import SIGKILL, SIGTERM, heartbeat_seconds, is_alive, process_start_time, signal_group
 from core.registry import ACTIVE, Registry
-from core.run_files import CONFIG_FILE, LOG_FILE, log_tail
+from core.run_files import CONFIG_FILE, LOG_FILE, latest_complete_checkpoint, log_tail
 from core.train_config import TrainConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -24,11 +24,17 @@ STOP_GRACE_SECONDS = 30.0
 SPAWN_GRACE_SECONDS = 60.0
 
 
-def headless_command(config_path: Path, data_dir: Path, run_id: int | None = None) -> list[str]:
+RESUMABLE = ("stopped", "failed", "failed_oom", "lost")
+
+
+def headless_command(config_path: Path, data_dir: Path, run_id: int | None = None, resume: bool = False
+                     ) -> list[str]:
     """The exact argument list that runs a config without the studio (also what the launcher starts)."""
     cmd = [sys.executable, "-m", "jobs.train", "--config", str(config_path), "--data-dir", str(data_dir)]
     if run_id is not None:
         cmd += ["--run-id", str(run_id)]
+    if resume:
+        cmd += ["--resume"]
     return cmd
 
 
@@ -68,8 +74,24 @@ class Launcher:
         self._spawn(run_id, run_dir)
         return run_id
 
-    def _spawn(self, run_id: int, run_dir: Path) -> None:
-        cmd = headless_command(run_dir / CONFIG_FILE, self.paths.root, run_id)
+    def resume(self, run_id: int) -> Path:
+        """Continue a run that did not finish from its newest complete checkpoint, as the same run."""
+        run = self.registry.get_run(run_id)
+        if run.status not in RESUMABLE:
+            raise ProblemsError([Problem(f"run {run_id} is {run.status}; only a stopped, failed or lost run resumes")])
+        checkpoint = latest_complete_checkpoint(Path(run.run_dir))
+        if checkpoint is None:
+            raise ProblemsError([Problem(
+                f"run {run_id} has no complete checkpoint to resume from; set 'Save every N steps' above 0 "
+                "for runs you may want to resume")])
+        if not self.registry.set_status(run_id, "queued", expect=RESUMABLE, attempt=run.attempt + 1, pid=None,
+                                        pid_started_at=None, heartbeat_at=time.time()):
+            raise ProblemsError([Problem(f"run {run_id} changed status meanwhile; try again")])
+        self._spawn(run_id, Path(run.run_dir), resume=True)
+        return checkpoint
+
+    def _spawn(self, run_id: int, run_dir: Path, resume: bool = False) -> None:
+        cmd = headless_command(run_dir / CONFIG_FILE, self.paths.root, run_id, resume=resume)
         env = dict(os.environ, PYTHONUNBUFFERED="1", **{DATA_DIR_ENV: str(self.paths.root)})
         with (run_dir / LOG_FILE).open("ab") as log:
             # Output goes to a file, never a pipe: a pipe nobody drains would block the job once it fills.
@@ -120,7 +142,8 @@ class Launcher:
         now = time.time()
         silence_limit = 2 * heartbeat_seconds()
         for run in self.registry.list_runs(ACTIVE):
-            if run.pid is None and now - run.created_at < SPAWN_GRACE_SECONDS:
+            # A row whose process is not recorded yet (just created or resumed) gets time to start.
+            if run.pid is None and now - (run.heartbeat_at or run.created_at) < SPAWN_GRACE_SECONDS:
                 continue
             alive = is_alive(run.pid, run.pid_started_at)
             silent_for = now - run.heartbeat_at if run.heartbeat_at else 0.0

@@ -52,3 +52,17 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
         return []
     found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / COMPLETE_MARK).is_file()]
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def latest_complete_checkpoint(run_dir: Path) -> Path | None:
+    found = complete_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def incomplete_checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoint folders a kill left without their completion mark (including unfinished temporary ones)."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".incomplete")
+                  and not (p / COMPLETE_MARK).is_file())

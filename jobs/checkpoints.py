@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from core.run_files import CHECKPOINTS_DIR, COMPLETE_MARK, complete_checkpoints
+from core.run_files import CHECKPOINTS_DIR, COMPLETE_MARK, METRICS_FILE, complete_checkpoints, incomplete_checkpoints
+
+SET_ASIDE_DIR = ".incomplete"
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -60,6 +63,38 @@ def save_checkpoint(run_dir: Path, step: int, save_model: Callable[[Path], None]
     path = publish(Path(run_dir) / CHECKPOINTS_DIR / f"step-{step:08d}", write)
     rotate(run_dir, keep)
     return path
+
+
+def set_aside_incomplete(run_dir: Path) -> list[Path]:
+    """Move checkpoint folders without their completion mark out of the way (kept for inspection, never used)."""
+    moved = []
+    aside = Path(run_dir) / CHECKPOINTS_DIR / SET_ASIDE_DIR
+    for folder in incomplete_checkpoints(run_dir):
+        aside.mkdir(parents=True, exist_ok=True)
+        target = aside / f"{folder.name}-{int(time.time() * 1000)}"
+        folder.rename(target)
+        moved.append(target)
+    return moved
+
+
+def truncate_metrics(run_dir: Path, last_step: int) -> int:
+    """Drop metrics lines past ``last_step`` (steps a resumed run will redo); returns how many lines remain."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return 0
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break  # a line cut off by the kill
+        try:
+            if json.loads(line)["step"] <= last_step:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError):
+            continue
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    tmp.replace(path)
+    return len(kept)
 
 
 def rotate(run_dir: Path, keep: int) -> None:
