@@ -16,7 +16,7 @@ from core.models.loading import load_model, load_processor, resolve_model
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.registry import Registry
-from core.train_config import TINY_MODEL
+from core.train_config import TINY_MODEL, TrainConfig
 
 RUN_PREFIX = "run:"
 CHAT_STATUSES = ("completed", "stopped")
@@ -58,12 +58,7 @@ class ChatService:
             self._loaded = None
             device = resolve_device("auto")
             if choice.startswith(RUN_PREFIX):
-                run = self.registry.get_run(int(choice[len(RUN_PREFIX):]))
-                if not run.artefact_dir or not Path(run.artefact_dir).is_dir():
-                    raise ProblemsError([Problem(f"run {run.id} has no saved result to chat with", field="model")])
-                path = resolve_model(run.model, self.paths)
-                base = load_model(path, device=device)
-                model = get_method(run.method).load_for_inference(base, Path(run.artefact_dir))
+                model, path = self._load_run(int(choice[len(RUN_PREFIX):]), device)
             else:
                 path = resolve_model(choice, self.paths)
                 model = load_model(path, device=device)
@@ -73,6 +68,26 @@ class ChatService:
             processor_tokenizer.padding_side = "left"
             self._loaded = LoadedModel(choice, model, processor, SampleEncoder(processor, 1 << 20), device)
             return self._loaded
+
+    def _load_run(self, run_id: int, device: str) -> tuple[Any, str]:
+        """A run's result and the folder its processor comes from.
+
+        "weights" results are complete model folders (processor included); "adapter" results go on top of the
+        base, loaded as the run loaded it (a QLoRA base quantized the same way).
+        """
+        run = self.registry.get_run(run_id)
+        if not run.artefact_dir or not Path(run.artefact_dir).is_dir():
+            raise ProblemsError([Problem(f"run {run.id} has no saved result to chat with", field="model")])
+        artefact = Path(run.artefact_dir)
+        method = get_method(run.method)
+        if method.artefact == "weights":
+            own = (artefact / "tokenizer_config.json").is_file()
+            path = str(artefact) if own else resolve_model(run.model, self.paths)
+            return method.load_for_inference(load_model(str(artefact), device=device), artefact), path
+        config, _ = TrainConfig.parse(run.config)
+        path = resolve_model(run.model, self.paths)
+        base = load_model(path, device=device, **method.load_kwargs(config))
+        return method.load_for_inference(base, artefact), path
 
     def stream(self, choice: str, messages: list[Message], images: list[Path], *, max_new_tokens: int = 128,
                temperature: float = 0.0) -> Iterator[str]:

@@ -12,17 +12,40 @@ from core.config_fields import check_field, coerce, option
 from core.problems import Problem, ProblemsError
 
 TINY_MODEL = "tiny-random-llava"
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "pure_bf16")
 DEVICES = ("auto", "cpu", "cuda")
 LORA_TARGETS = ("attention", "all-linear", "custom")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
-OPTIMIZERS = ("adamw_torch",)
+OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "adafactor")
+QUANTIZATIONS = ("none", "4bit", "8bit")
+QUANT_TYPES = ("nf4", "fp4")
+COMPUTE_DTYPES = ("bf16", "fp16", "fp32")
+FREEZE_PRESETS = ("custom", "llava_stage1", "llava_stage2")
+LORA_METHODS = ["lora", "qlora"]
+PROMPT_METHODS = ["prompt", "prefix", "ptuning"]
+PART_METHODS = ["full", "freeze", "lisa"]
+
+METHOD_HELP = (
+    "lora: low-rank adapters; qlora: LoRA on a 4-/8-bit base; full: train whole parts; freeze: train the last N "
+    "layers and/or chosen parts (LLaVA stage presets); lisa: layerwise sampling, a few layers at a time; adapter: "
+    "bottleneck adapters; prompt / prefix / ptuning: trained virtual tokens (prompt tuning, prefix tuning, P-tuning)."
+)
 
 
 def _method_names() -> list[str]:
     from core.methods import method_names
 
     return method_names()
+
+
+def _cuda_bf16() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_bf16_supported())
+
+
+def _when(*methods: str) -> dict[str, list[str]]:
+    return {"method": list(methods)}
 
 
 @dataclass
@@ -40,29 +63,80 @@ class TrainConfig:
         "sample", "Dataset", "A registered dataset's name, or a folder/samples.jsonl on the server.", group="run"
     )
 
-    method: str = option("lora", "Method", "How the model is fine-tuned.", choices=_method_names, group="method")
+    method: str = option("lora", "Method", METHOD_HELP, choices=_method_names, group="method")
     lora_r: int = option(8, "LoRA rank", "Rank r of the low-rank update.", min=1, max=1024, group="method",
-                         shown_when={"method": ["lora"]})
-    lora_alpha: int = option(16, "LoRA alpha", "Scale of the update is alpha / r.", min=1, max=8192,
-                             group="method", shown_when={"method": ["lora"]})
+                         shown_when=_when(*LORA_METHODS))
+    lora_alpha: int = option(16, "LoRA alpha", "Scale of the update is alpha / r (alpha / √r with rsLoRA).",
+                             min=1, max=8192, group="method", shown_when=_when(*LORA_METHODS))
     lora_dropout: float = option(0.05, "LoRA dropout", "Dropout on the adapter's input.", min=0.0, max=0.9,
-                                 group="method", shown_when={"method": ["lora"]})
+                                 group="method", shown_when=_when(*LORA_METHODS))
     lora_targets: str = option(
         "all-linear",
         "LoRA targets",
         "Which layers of the language model get adapters: attention projections, every linear layer, or a list.",
         choices=LORA_TARGETS,
         group="method",
-        shown_when={"method": ["lora"]},
+        shown_when=_when(*LORA_METHODS),
     )
     lora_custom_targets: str = option(
         "", "Custom targets", "Comma-separated module names, e.g. q_proj,v_proj (with 'custom' targets).",
-        group="method", shown_when={"lora_targets": ["custom"]},
+        group="method", shown_when={"method": LORA_METHODS, "lora_targets": ["custom"]},
     )
+    use_rslora: bool = option(False, "rsLoRA", "Rank-stabilised scaling alpha/√r, which keeps high ranks learning.",
+                              group="method", shown_when=_when(*LORA_METHODS))
+    use_dora: bool = option(False, "DoRA", "Weight-decomposed LoRA: also learns each output's magnitude "
+                            "(slower steps; not with an 8-bit base on CPU).", group="method",
+                            shown_when=_when(*LORA_METHODS))
+    lora_train_projector: bool = option(
+        False, "Train the projector too", "Train the vision-language projector fully beside the adapter "
+        "(peft modules_to_save; saved with the adapter).", group="method", shown_when=_when(*LORA_METHODS))
+    quantization: str = option(
+        "none", "Quantized base (QLoRA)", "Load the frozen base with bitsandbytes in 4-bit or 8-bit (LLM.int8); "
+        "QLoRA needs one of them, the other methods train on a full-precision base. The vision tower, the "
+        "projector and the head stay unquantized.", choices=QUANTIZATIONS, group="method")
+    quant_type: str = option("nf4", "4-bit type", "NF4 (the QLoRA paper's normal float) or FP4.",
+                             choices=QUANT_TYPES, group="method", shown_when={"quantization": ["4bit"]})
+    double_quant: bool = option(True, "Double quantization", "Quantize the quantization constants too "
+                                "(about 0.4 bits per weight saved).", group="method",
+                                shown_when={"quantization": ["4bit"]})
+    compute_dtype: str = option("bf16", "4-bit compute dtype", "The dtype 4-bit weights are dequantized to for "
+                                "matrix products (fp32 is about 3x faster than bf16 on CPU).",
+                                choices=COMPUTE_DTYPES, group="method", shown_when={"quantization": ["4bit"]})
+    freeze_preset: str = option(
+        "custom", "Freeze preset", "custom: the choices below; llava_stage1: projector only (vision tower and "
+        "language model frozen); llava_stage2: projector + language model (vision tower frozen).",
+        choices=FREEZE_PRESETS, group="method", shown_when=_when("freeze"))
+    freeze_layers: int = option(2, "Last N layers", "How many of the language model's last decoder layers train "
+                                "(custom preset).", min=0, max=10_000, group="method",
+                                shown_when={"method": ["freeze"], "freeze_preset": ["custom"]})
+    train_language_model: bool = option(True, "Train the language model", "All of it: embeddings, decoder "
+                                        "layers, final norm and head.", group="method", shown_when=_when("full"))
+    train_projector: bool = option(True, "Train the projector", "The vision-language projector (a freeze preset "
+                                   "overrides this).", group="method", shown_when=_when(*PART_METHODS))
+    train_vision_tower: bool = option(False, "Train the vision tower", "The image encoder; LLaVA keeps it frozen "
+                                      "(a freeze preset overrides this).", group="method",
+                                      shown_when=_when("full", "freeze"))
+    projector_lr: float = option(
+        0.0, "Projector learning rate", "LLaVA's mm_projector_lr: the projector's own peak learning rate when it "
+        "trains; 0 means the same as the learning rate.", min=0.0, max=1.0, group="method",
+        shown_when=_when(*LORA_METHODS, *PART_METHODS))
+    lisa_layers: int = option(2, "LISA layers (γ)", "Decoder layers trained at a time, sampled uniformly; "
+                              "embeddings and head always train.", min=1, max=10_000, group="method",
+                              shown_when=_when("lisa"))
+    lisa_interval: int = option(20, "LISA interval (K)", "Re-sample the trained layers every K steps; layers "
+                                "frozen again release their optimizer state.", min=1, max=1_000_000,
+                                group="method", shown_when=_when("lisa"))
+    adapter_size: int = option(8, "Bottleneck size", "Width of each bottleneck adapter (two per decoder layer, "
+                               "after attention and after the MLP); 8 is about 4.5M parameters at 7B scale.",
+                               min=1, max=65_536, group="method", shown_when=_when("adapter"))
+    prompt_tokens: int = option(20, "Virtual tokens", "How many trained virtual tokens are prepended "
+                                "(prefix tuning: per layer, as keys and values).", min=1, max=4096,
+                                group="method", shown_when=_when(*PROMPT_METHODS))
 
     precision: str = option(
-        "fp32", "Precision", "fp32; or bf16/fp16 mixed precision (fp16 needs a CUDA GPU).", choices=PRECISIONS,
-        group="precision",
+        "fp32", "Precision", "fp32; bf16 or fp16 mixed precision (fp32 weights, half-precision compute; fp16 uses "
+        "loss scaling and needs a CUDA GPU); pure_bf16: weights and optimizer in bf16 (half the memory, no fp32 "
+        "master copy).", choices=PRECISIONS, group="precision",
     )
     device: str = option("auto", "Device", "auto picks CUDA when present, else CPU.", choices=DEVICES,
                          group="precision")
@@ -86,7 +160,10 @@ class TrainConfig:
     weight_decay: float = option(0.0, "Weight decay", "Decoupled weight decay.", min=0.0, max=1.0, group="hyper")
     max_grad_norm: float = option(1.0, "Max grad norm", "Gradient clipping; 0 turns it off.", min=0.0, max=1000.0,
                                   group="hyper")
-    optimizer: str = option("adamw_torch", "Optimizer", "The optimizer.", choices=OPTIMIZERS, group="hyper")
+    optimizer: str = option(
+        "adamw_torch", "Optimizer", "AdamW (torch); AdamW with 8-bit states (bitsandbytes); paged AdamW 8-/32-bit "
+        "(states page to CPU memory under GPU pressure; no paging on CPU); Adafactor (factored second moments).",
+        choices=OPTIMIZERS, group="hyper")
     max_length: int = option(512, "Max length", "Tokens per sample, image tokens included; longer ones are cut.",
                              min=16, max=131072, group="hyper")
     seed: int = option(42, "Seed", "Seed for data order and initialisation.", min=0, max=2**31 - 1, group="hyper")
@@ -177,17 +254,22 @@ class TrainConfig:
             problems.append(Problem("choose a dataset", field="dataset"))
         if self.max_steps == 0 and self.num_epochs <= 0:
             problems.append(Problem("set max steps or a number of epochs above 0", field="max_steps"))
-        if self.lora_targets == "custom" and not self.custom_target_list():
+        if self.method in LORA_METHODS and self.lora_targets == "custom" and not self.custom_target_list():
             problems.append(Problem("list at least one module name, e.g. q_proj,v_proj",
                                     field="lora_custom_targets"))
-        problems.extend(self._device_problems(cuda_available))
-        from core.methods import get_method
-
+        device_problems, uses_cuda = self._device_problems(cuda_available)
+        problems.extend(device_problems)
         if self.method in _method_names():
-            problems.extend(get_method(self.method).validate(self))
+            from core.methods import get_method
+            from core.methods.base import Target
+            from core.models.loading import describe_model
+
+            problems.extend(get_method(self.method).check(self, Target(describe_model(self.model), uses_cuda)))
         return problems
 
-    def _device_problems(self, cuda_available: bool | None) -> list[Problem]:
+    def _device_problems(self, cuda_available: bool | None) -> tuple[list[Problem], bool]:
+        """Device and precision problems, and whether the run would use CUDA."""
+        probing = cuda_available is None
         if cuda_available is None:
             from core.hardware import cuda_available as probe
 
@@ -199,8 +281,16 @@ class TrainConfig:
         elif self.precision == "fp16" and not uses_cuda:
             problems.append(Problem(
                 "fp16 mixed precision needs a CUDA GPU (CPU kernels and loss scaling are GPU-only here); "
-                "choose fp32 or bf16 on CPU", field="precision"))
-        return problems
+                "choose fp32, bf16 or pure_bf16 on CPU", field="precision"))
+        elif uses_cuda and probing and not _cuda_bf16():
+            if self.precision in ("bf16", "pure_bf16"):
+                problems.append(Problem(
+                    "this GPU has no bfloat16 support (it needs an Ampere or newer card); choose fp16 mixed "
+                    "precision or fp32", field="precision"))
+            if self.quantization == "4bit" and self.compute_dtype == "bf16":
+                problems.append(Problem("this GPU has no bfloat16 support; choose fp16 as the 4-bit compute dtype",
+                                        field="compute_dtype"))
+        return problems, uses_cuda
 
     def custom_target_list(self) -> list[str]:
         return [t.strip() for t in self.lora_custom_targets.split(",") if t.strip()]

@@ -17,8 +17,10 @@ from torch.utils.data import DataLoader
 from core.encoding import SampleEncoder
 from core.hardware import resolve_device
 from core.methods import get_method
-from core.models.loading import load_model, load_processor
+from core.methods.base import Method, Target
+from core.models.loading import facts_of, load_model, load_processor
 from core.models.parts import count_parameters
+from core.problems import ProblemsError
 from core.run_files import FINAL_DIR
 from core.train_config import TrainConfig
 from jobs.batches import Collator, encode_dataset
@@ -51,10 +53,34 @@ def memory_now(device: str) -> dict[str, float]:
 
 
 def autocast_for(config: TrainConfig, device: str) -> contextlib.AbstractContextManager:
+    """Mixed precision computes in bf16/fp16 over fp32 weights; fp32 and pure bf16 need no autocast."""
     if config.precision in ("bf16", "fp16"):
         dtype = torch.bfloat16 if config.precision == "bf16" else torch.float16
         return torch.autocast(device_type=device, dtype=dtype)
     return contextlib.nullcontext()
+
+
+def align_trainable_dtype(model: torch.nn.Module, precision: str) -> None:
+    """What trains is bf16 under pure bf16 and fp32 otherwise (mixed precision keeps fp32 master weights)."""
+    dtype = torch.bfloat16 if precision == "pure_bf16" else torch.float32
+    for param in model.parameters():
+        if param.requires_grad and param.is_floating_point() and param.dtype != dtype:
+            param.data = param.data.to(dtype)
+
+
+def check_against_model(method: Method, config: TrainConfig, model: torch.nn.Module, device: str) -> None:
+    """Run the method's rules again now that the model is known (a hub model may not have been before)."""
+    errors = [p for p in method.check(config, Target(facts_of(model.config), device == "cuda"))
+              if p.severity == "error"]
+    if errors:
+        raise ProblemsError(errors)
+
+
+def save_result(method: Method, model: torch.nn.Module, processor: object, folder: Path) -> None:
+    """The method's artefact; a full-weights result also gets the processor, so the folder loads on its own."""
+    method.save(model, folder)
+    if method.artefact == "weights":
+        processor.save_pretrained(folder)
 
 
 def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path, reporter: Reporter,
@@ -64,12 +90,14 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     method = get_method(config.method)
     processor = load_processor(model_path)
     model = load_model(model_path, precision=config.precision, device=device, **method.load_kwargs(config))
+    check_against_model(method, config, model, device)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     model = method.prepare(model, config)
+    align_trainable_dtype(model, config.precision)
     model.train()
     params = count_parameters(model)
     print(f"parameters: {params}", flush=True)
@@ -84,8 +112,9 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     steps_per_epoch = max(1, math.ceil(len(loader) / config.grad_accum))
     total_steps = config.max_steps or max(1, math.ceil(steps_per_epoch * config.num_epochs))
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(config, trainable)
+    groups = method.optimizer_groups(model, config)
+    trainable = [p for group in groups for p in group["params"]]  # LISA: also the layers frozen for now
+    optimizer = build_optimizer(config, groups)
     scheduler = build_scheduler(config, optimizer, total_steps)
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
     reporter.running(total_steps=total_steps)
@@ -99,7 +128,11 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
         for batch in loader:
             if stop.is_set():
                 break
+            if micro % config.grad_accum == 0:
+                method.on_step_start(step, model, optimizer)
             batch = {k: v.to(device) for k, v in batch.items()}
+            if config.precision == "pure_bf16" and "pixel_values" in batch:
+                batch["pixel_values"] = batch["pixel_values"].to(torch.bfloat16)
             with autocast_for(config, device):
                 loss = model(**batch).loss / config.grad_accum
             (scaler.scale(loss) if scaler else loss).backward()
@@ -108,7 +141,6 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
             micro += 1
             if micro % config.grad_accum:
                 continue
-            method.on_step_start(step, model, optimizer)
             if scaler:
                 scaler.unscale_(optimizer)
             if config.max_grad_norm > 0:
@@ -134,11 +166,11 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
                 window_loss, window_count, window_tokens = 0.0, 0, 0
                 window_start = time.perf_counter()
             if config.save_steps and step % config.save_steps == 0 and step < total_steps:
-                save_checkpoint(run_dir, step, lambda d: method.save(model, d), optimizer, scheduler,
-                                {"step": step, "total_steps": total_steps}, config.save_total_limit)
+                save_checkpoint(run_dir, step, lambda d: save_result(method, model, processor, d), optimizer,
+                                scheduler, {"step": step, "total_steps": total_steps}, config.save_total_limit)
             if step >= total_steps or stop.is_set():
                 break
 
-    artefact = publish(Path(run_dir) / FINAL_DIR, lambda d: method.save(model, d))
+    artefact = publish(Path(run_dir) / FINAL_DIR, lambda d: save_result(method, model, processor, d))
     return TrainOutcome(steps=step, stopped=stop.is_set() and step < total_steps, final_loss=last_loss,
                         artefact_dir=artefact)

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from core.methods.adapter import AdapterMethod
 from core.methods.base import Method
+from core.methods.freeze import FreezeMethod
+from core.methods.full import FullMethod
+from core.methods.lisa import LisaMethod
 from core.methods.lora import LoraMethod
+from core.methods.prefix import PrefixTuningMethod
+from core.methods.prompt import PromptTuningMethod
+from core.methods.ptuning import PTuningMethod
+from core.methods.qlora import QloraMethod
 
-_METHODS: dict[str, Method] = {m.name: m for m in (LoraMethod(),)}
+_METHODS: dict[str, Method] = {m.name: m for m in (
+    LoraMethod(), QloraMethod(), FullMethod(), FreezeMethod(), LisaMethod(), AdapterMethod(),
+    PromptTuningMethod(), PrefixTuningMethod(), PTuningMethod(),
+)}
 
 
 def method_names() -> list[str]:

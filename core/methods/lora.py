@@ -1,11 +1,11 @@
-"""LoRA: low-rank adapters on the language model's linear layers, through peft."""
+"""LoRA: low-rank adapters (rsLoRA, DoRA) on the language model's linear layers, through peft."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
 from typing import TYPE_CHECKING, Any
 
-from core.methods.base import Method
+from core.methods.base import PeftAdapterMethod, Target, has_part
 from core.problems import Problem
 
 if TYPE_CHECKING:
@@ -24,34 +24,63 @@ def lora_target_modules(model: Any, config: TrainConfig) -> str:
     return language_target_regex(names)
 
 
-class LoraMethod(Method):
+def projector_module_names(model: Any) -> list[str]:
+    """Short names of the projector modules (for peft's ``modules_to_save``)."""
+    from core.models.parts import PROJECTOR_MARKERS
+
+    return sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules()
+                   if name.rsplit(".", 1)[-1] in PROJECTOR_MARKERS})
+
+
+def lora_problems(config: TrainConfig, target: Target) -> list[Problem]:
+    """The LoRA rules QLoRA shares."""
+    problems = []
+    r = max(config.lora_r, 1)  # a rank below 1 is reported by the range check
+    scale = config.lora_alpha / (math.sqrt(r) if config.use_rslora else r)
+    if scale > 64:
+        rule = "alpha/√r" if config.use_rslora else "alpha/r"
+        problems.append(Problem(f"{rule} = {scale:g} makes the update very large; keep it at most 64",
+                                field="lora_alpha"))
+    if config.lora_train_projector and has_part(target, "projector") is False:
+        problems.append(Problem("this is a text-only model: it has no projector to train; turn this off",
+                                field="lora_train_projector"))
+    if config.use_dora and config.quantization == "8bit" and not target.cuda:
+        problems.append(Problem(
+            "DoRA on an 8-bit (LLM.int8) base fails on CPU with peft and bitsandbytes (the int8 weight loses its "
+            "scaling statistics when DoRA dequantizes it, from the second step on); use 4-bit quantization with "
+            "DoRA, or turn DoRA off", field="use_dora"))
+    return problems
+
+
+def attach_lora(model: Any, config: TrainConfig) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    modules_to_save = None
+    if config.lora_train_projector:
+        modules_to_save = projector_module_names(model)
+        if not modules_to_save:
+            raise ValueError("the model has no projector to train beside the adapter; turn that option off")
+    lora_config = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=lora_target_modules(model, config),
+        use_rslora=config.use_rslora,
+        use_dora=config.use_dora,
+        modules_to_save=modules_to_save,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora_config)
+
+
+class LoraMethod(PeftAdapterMethod):
     name = "lora"
     label = "LoRA (low-rank adapters)"
-    artefact = "adapter"
+    quantization_refusal = "LoRA on a quantized base is QLoRA"
 
-    def validate(self, config: TrainConfig) -> list[Problem]:
-        problems = []
-        if config.lora_r >= 1 and config.lora_alpha / config.lora_r > 64:
-            problems.append(Problem(
-                f"alpha/r = {config.lora_alpha / config.lora_r:g} makes the update very large; keep alpha within 64×r",
-                field="lora_alpha"))
-        return problems
+    def validate(self, config: TrainConfig, target: Target) -> list[Problem]:
+        return lora_problems(config, target)
 
     def prepare(self, model: Any, config: TrainConfig) -> Any:
-        from peft import LoraConfig, get_peft_model
-
-        target = lora_target_modules(model, config)
-        lora_config = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=target,
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
-        return get_peft_model(model, lora_config)
-
-    def load_for_inference(self, base_model: Any, artefact_dir: Path) -> Any:
-        from peft import PeftModel
-
-        return PeftModel.from_pretrained(base_model, str(artefact_dir))
+        return attach_lora(model, config)

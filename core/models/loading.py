@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,20 @@ from core.paths import StudioPaths
 from core.train_config import TINY_MODEL
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "pure_bf16": "bfloat16"}
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What validation needs to know about a model before loading it: its type, parts and size."""
+
+    model_type: str
+    vision: bool
+    text_layers: int | None
+    hidden_size: int | None
+
+
+# The built-in model's shape (core/models/tiny_llava.py), known without building it; a test checks they agree.
+TINY_FACTS = ModelFacts(model_type="llava", vision=True, text_layers=2, hidden_size=64)
 
 
 def resolve_model(spec: str, paths: StudioPaths) -> str:
@@ -22,6 +37,35 @@ def resolve_model(spec: str, paths: StudioPaths) -> str:
     if local.is_dir():
         return str(local.resolve())
     return spec  # a hub id; transformers downloads it (or reads its cache when offline)
+
+
+def facts_of(config: Any) -> ModelFacts:
+    """ModelFacts from a loaded transformers config."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return ModelFacts(
+        model_type=str(getattr(config, "model_type", "") or ""),
+        vision=getattr(config, "vision_config", None) is not None,
+        text_layers=getattr(text, "num_hidden_layers", None),
+        hidden_size=getattr(text, "hidden_size", None),
+    )
+
+
+def describe_model(spec: str) -> ModelFacts | None:
+    """Facts about a model choice from its config alone (local folder or hub cache); None when unknown offline."""
+    spec = spec.strip()
+    if spec == TINY_MODEL:
+        return TINY_FACTS
+    if not spec:
+        return None
+    try:
+        from transformers import AutoConfig
+
+        local = Path(spec).expanduser()
+        if local.is_dir():
+            return facts_of(AutoConfig.from_pretrained(str(local)))
+        return facts_of(AutoConfig.from_pretrained(spec, local_files_only=True))
+    except Exception:  # noqa: BLE001 - unknown here; the job checks again once the model is loaded
+        return None
 
 
 def is_vision_language(model_path: str) -> bool:
@@ -46,16 +90,32 @@ def load_processor(model_path: str) -> Any:
     return processor
 
 
-def load_model(model_path: str, *, precision: str = "fp32", device: str = "cpu", **kwargs: Any) -> Any:
-    """Load the model for training or inference; mixed precision keeps fp32 weights, pure bf16 does not."""
+def load_dtype(precision: str, quantized: bool) -> Any:
+    """The dtype weights are loaded in.
+
+    fp32 and mixed precision keep fp32 weights (autocast computes in half precision); pure bf16 loads everything
+    in bf16. A quantized base under mixed precision keeps its frozen unquantized parts in the half dtype, as the
+    QLoRA recipe does; what trains is cast back to fp32 by the training loop.
+    """
     import torch
+
+    if precision == "pure_bf16":
+        return torch.bfloat16
+    if quantized and precision in ("bf16", "fp16"):
+        return getattr(torch, DTYPES[precision])
+    return torch.float32
+
+
+def load_model(model_path: str, *, precision: str = "fp32", device: str = "cpu", **kwargs: Any) -> Any:
+    """Load the model for training or inference (see ``load_dtype``); a quantized base is placed by bitsandbytes."""
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
-    dtype = torch.bfloat16 if precision == "pure_bf16" else torch.float32
-    if "quantization_config" in kwargs and precision in ("bf16", "fp16"):
-        dtype = getattr(torch, DTYPES[precision])
+    quantized = "quantization_config" in kwargs
+    dtype = kwargs.pop("dtype", None) or load_dtype(precision, quantized)
+    if quantized and device == "cuda":
+        kwargs.setdefault("device_map", {"": 0})
     auto = AutoModelForImageTextToText if is_vision_language(model_path) else AutoModelForCausalLM
-    model = auto.from_pretrained(model_path, dtype=kwargs.pop("dtype", dtype), **kwargs)
-    if "quantization_config" not in kwargs and "device_map" not in kwargs:
+    model = auto.from_pretrained(model_path, dtype=dtype, **kwargs)
+    if not quantized and "device_map" not in kwargs:
         model.to(device)
     return model

@@ -1,0 +1,58 @@
+"""QLoRA: the base loaded in 4-bit (NF4/FP4, double quantization) or 8-bit by bitsandbytes, then LoRA on top."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from core.methods.base import PeftAdapterMethod, Target
+from core.methods.lora import attach_lora, lora_problems
+from core.problems import Problem
+
+if TYPE_CHECKING:
+    from core.train_config import TrainConfig
+
+COMPUTE_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def quantization_config(config: TrainConfig) -> Any:
+    """The BitsAndBytesConfig for a config; vision tower, projector and head are left unquantized."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    from core.models.parts import quantization_skip_modules
+
+    skip = quantization_skip_modules()
+    if config.quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=config.quant_type,
+        bnb_4bit_use_double_quant=config.double_quant,
+        bnb_4bit_compute_dtype=getattr(torch, COMPUTE_DTYPES[config.compute_dtype]),
+        bnb_4bit_quant_storage=torch.uint8,
+        llm_int8_skip_modules=skip,
+    )
+
+
+class QloraMethod(PeftAdapterMethod):
+    name = "qlora"
+    label = "QLoRA (LoRA on a 4-/8-bit base)"
+    quantization_refusal = ""
+
+    def validate(self, config: TrainConfig, target: Target) -> list[Problem]:
+        problems = []
+        if config.quantization == "none":
+            problems.append(Problem(
+                "QLoRA loads the base quantized: set quantization to 4bit (NF4, the QLoRA recipe) or 8bit, or "
+                "choose LoRA for a full-precision base", field="quantization"))
+        return problems + lora_problems(config, target)
+
+    def load_kwargs(self, config: TrainConfig) -> dict[str, Any]:
+        if config.quantization == "none":
+            return {}
+        return {"quantization_config": quantization_config(config)}
+
+    def prepare(self, model: Any, config: TrainConfig) -> Any:
+        for param in model.parameters():  # the quantized base is frozen; only the adapters (and projector) train
+            param.requires_grad_(False)
+        return attach_lora(model, config)
