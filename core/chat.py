@@ -16,9 +16,15 @@ from core.models.loading import load_model, load_processor, resolve_model
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.registry import Registry
+from core.run_files import COMPLETE_MARK
 from core.train_config import TINY_MODEL, TrainConfig
 
 RUN_PREFIX = "run:"
+
+
+def is_complete(artefact_dir: str | None) -> bool:
+    """Only results published whole (with their completion mark) are offered or loaded."""
+    return bool(artefact_dir) and (Path(artefact_dir) / COMPLETE_MARK).is_file()
 CHAT_STATUSES = ("completed", "stopped")
 
 
@@ -45,7 +51,7 @@ class ChatService:
         bases = [TINY_MODEL]
         runs = []
         for run in self.registry.list_runs(CHAT_STATUSES):
-            if run.artefact_dir and Path(run.artefact_dir).is_dir():
+            if is_complete(run.artefact_dir):
                 runs.append((f"run {run.id}: {run.name} ({run.method}, {run.status})", f"{RUN_PREFIX}{run.id}"))
                 if run.model not in bases:
                     bases.append(run.model)
@@ -76,7 +82,7 @@ class ChatService:
         base, loaded as the run loaded it (a QLoRA base quantized the same way).
         """
         run = self.registry.get_run(run_id)
-        if not run.artefact_dir or not Path(run.artefact_dir).is_dir():
+        if not is_complete(run.artefact_dir):
             raise ProblemsError([Problem(f"run {run.id} has no saved result to chat with", field="model")])
         artefact = Path(run.artefact_dir)
         method = get_method(run.method)

@@ -19,9 +19,9 @@ TERMINAL = ("completed", "stopped", "failed", "failed_oom", "lost")
 TRANSITIONS = {
     "queued": {"running", "failed", "stopped", "lost"},
     "running": {"completed", "stopped", "failed", "failed_oom", "lost"},
-    "lost": {"running", "completed", "stopped", "failed", "failed_oom"},
+    "lost": {"running", "completed", "stopped", "failed", "failed_oom", "queued"},
     "completed": set(),
-    "stopped": {"queued"},  # resume
+    "stopped": {"queued"},  # resume (from any unfinished ending)
     "failed": {"queued"},
     "failed_oom": {"queued"},
 }

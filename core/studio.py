@@ -113,6 +113,10 @@ class Studio:
     def stop_run(self, run_id: int) -> bool:
         return self.launcher.stop(run_id)
 
+    def resume_run(self, run_id: int) -> Path:
+        """Continue a stopped, failed or lost run from its newest complete checkpoint; returns that checkpoint."""
+        return self.launcher.resume(run_id)
+
     # --- chat ---------------------------------------------------------------------------------------------
     def chat_choices(self) -> list[tuple[str, str]]:
         return self.chat.choices()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,3 +59,17 @@ class Collator:
         if paths:
             out["pixel_values"] = self.encoder.pixel_values(paths)
         return out
+
+
+def batch_stream(samples: list[EncodedSample], batch_size: int, seed: int,
+                 collate: Callable[[list[EncodedSample]], dict[str, Any]], skip: int = 0) -> Iterator[dict[str, Any]]:
+    """Endless micro-batches, reshuffled each epoch from ``seed``; ``skip`` passes over the first ones without
+    loading them, so a resumed run sees exactly the batches it would have seen."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(len(samples), generator=generator).tolist()
+        for start in range(0, len(order), batch_size):
+            if skip:
+                skip -= 1
+                continue
+            yield collate([samples[i] for i in order[start:start + batch_size]])

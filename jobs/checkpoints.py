@@ -52,17 +52,33 @@ def publish(target: Path, write: Callable[[Path], None]) -> Path:
     return target
 
 
-def save_checkpoint(run_dir: Path, step: int, save_model: Callable[[Path], None], optimizer: Any, scheduler: Any,
-                    state: dict[str, Any], keep: int) -> Path:
+TRAINING_STATE = "training_state.pt"
+TRAINER_STATE = "trainer_state.json"
+
+
+def save_checkpoint(run_dir: Path, step: int, save_model: Callable[[Path], None], training: dict[str, Any],
+                    info: dict[str, Any], keep: int) -> Path:
+    """Publish a checkpoint: the method's artefact under model/, everything needed to resume, and a JSON summary.
+
+    ``training`` holds what resuming needs (trained tensors, optimizer, scheduler, method state); the torch RNG
+    state is added here.
+    """
     def write(folder: Path) -> None:
         save_model(folder / "model")
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "rng": torch.get_rng_state()}, folder / "training_state.pt")
-        (folder / "trainer_state.json").write_text(json.dumps(state, indent=2))
+        torch.save({**training, "torch_rng": torch.get_rng_state()}, folder / TRAINING_STATE)
+        (folder / TRAINER_STATE).write_text(json.dumps({"step": step, **info}, indent=2))
 
     path = publish(Path(run_dir) / CHECKPOINTS_DIR / f"step-{step:08d}", write)
     rotate(run_dir, keep)
     return path
+
+
+def load_checkpoint(folder: Path) -> tuple[int, dict[str, Any]]:
+    """The step a checkpoint was taken at and what ``save_checkpoint`` stored for resuming."""
+    info = json.loads((Path(folder) / TRAINER_STATE).read_text())
+    training = torch.load(Path(folder) / TRAINING_STATE, map_location="cpu", weights_only=False)
+    torch.set_rng_state(training.pop("torch_rng"))
+    return int(info["step"]), training
 
 
 def set_aside_incomplete(run_dir: Path) -> list[Path]:

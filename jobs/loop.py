@@ -9,10 +9,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import torch
-from torch.utils.data import DataLoader
 
 from core.encoding import SampleEncoder
 from core.hardware import resolve_device
@@ -23,8 +23,8 @@ from core.models.parts import count_parameters
 from core.problems import ProblemsError
 from core.run_files import FINAL_DIR
 from core.train_config import TrainConfig
-from jobs.batches import Collator, encode_dataset
-from jobs.checkpoints import publish, save_checkpoint
+from jobs.batches import Collator, batch_stream, encode_dataset
+from jobs.checkpoints import load_checkpoint, publish, save_checkpoint
 from jobs.optimizers import build_optimizer, build_scheduler
 from jobs.reporter import Reporter
 
@@ -84,7 +84,8 @@ def save_result(method: Method, model: torch.nn.Module, processor: object, folde
 
 
 def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path, reporter: Reporter,
-          stop: threading.Event) -> TrainOutcome:
+          stop: threading.Event, resume_from: Path | None = None) -> TrainOutcome:
+    """Train, or continue from the checkpoint folder ``resume_from``; returns how far it got and the result."""
     seed_everything(config.seed)
     device = resolve_device(config.device)
     method = get_method(config.method)
@@ -106,10 +107,8 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     data = encode_dataset(dataset_dir, encoder)
     print(f"dataset: {len(data.samples)} rows to train on, {data.skipped} skipped, {data.truncated} truncated",
           flush=True)
-    generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(data.samples, batch_size=config.batch_size, shuffle=True, generator=generator,
-                        collate_fn=Collator(encoder))
-    steps_per_epoch = max(1, math.ceil(len(loader) / config.grad_accum))
+    micro_per_epoch = math.ceil(len(data.samples) / config.batch_size)
+    steps_per_epoch = max(1, math.ceil(micro_per_epoch / config.grad_accum))
     total_steps = config.max_steps or max(1, math.ceil(steps_per_epoch * config.num_epochs))
 
     groups = method.optimizer_groups(model, config)
@@ -117,60 +116,95 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     optimizer = build_optimizer(config, groups)
     scheduler = build_scheduler(config, optimizer, total_steps)
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+    step = 0
+    if resume_from is not None:
+        step = restore(resume_from, model, method, optimizer, scheduler, scaler)
+        print(f"resumed from {resume_from.name} at step {step}", flush=True)
     reporter.running(total_steps=total_steps)
-    reporter.progress(params=params)
+    reporter.progress(params=params, step=step)
 
-    step, micro, window_loss, window_count, window_tokens = 0, 0, 0.0, 0, 0
+    def checkpoint() -> None:
+        save_checkpoint(run_dir, step, lambda d: save_result(method, model, processor, d),
+                        resumable_state(model, method, trainable, optimizer, scheduler, scaler),
+                        {"total_steps": total_steps, "loss": last_loss}, config.save_total_limit)
+
+    micro, window_loss, window_count, window_tokens = 0, 0.0, 0, 0
     last_loss: float | None = None
     window_start = time.perf_counter()
     grad_norm = 0.0
+    stream = batch_stream(data.samples, config.batch_size, config.seed, Collator(encoder),
+                          skip=step * config.grad_accum)
     while step < total_steps and not stop.is_set():
-        for batch in loader:
-            if stop.is_set():
-                break
-            if micro % config.grad_accum == 0:
-                method.on_step_start(step, model, optimizer)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            if config.precision == "pure_bf16" and "pixel_values" in batch:
-                batch["pixel_values"] = batch["pixel_values"].to(torch.bfloat16)
-            with autocast_for(config, device):
-                loss = model(**batch).loss / config.grad_accum
-            (scaler.scale(loss) if scaler else loss).backward()
-            window_loss += loss.item()
-            window_tokens += int(batch["attention_mask"].sum())
-            micro += 1
-            if micro % config.grad_accum:
-                continue
-            if scaler:
-                scaler.unscale_(optimizer)
-            if config.max_grad_norm > 0:
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm))
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            window_count += 1
-            if step % config.logging_steps == 0 or step == total_steps:
-                elapsed = max(time.perf_counter() - window_start, 1e-9)
-                last_loss = window_loss / window_count
-                reporter.metrics({
-                    "step": step, "epoch": round(step / steps_per_epoch, 4), "loss": last_loss,
-                    "learning_rate": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
-                    "tokens_per_s": window_tokens / elapsed, "time": time.time(), **memory_now(device),
-                })
-                reporter.progress(step=step, last_loss=last_loss)
-                window_loss, window_count, window_tokens = 0.0, 0, 0
-                window_start = time.perf_counter()
-            if config.save_steps and step % config.save_steps == 0 and step < total_steps:
-                save_checkpoint(run_dir, step, lambda d: save_result(method, model, processor, d), optimizer,
-                                scheduler, {"step": step, "total_steps": total_steps}, config.save_total_limit)
-            if step >= total_steps or stop.is_set():
-                break
+        batch = next(stream)
+        if micro % config.grad_accum == 0:
+            method.on_step_start(step, model, optimizer)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        if config.precision == "pure_bf16" and "pixel_values" in batch:
+            batch["pixel_values"] = batch["pixel_values"].to(torch.bfloat16)
+        with autocast_for(config, device):
+            loss = model(**batch).loss / config.grad_accum
+        (scaler.scale(loss) if scaler else loss).backward()
+        window_loss += loss.item()
+        window_tokens += int(batch["attention_mask"].sum())
+        micro += 1
+        if micro % config.grad_accum:
+            continue
+        if scaler:
+            scaler.unscale_(optimizer)
+        if config.max_grad_norm > 0:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm))
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        window_count += 1
+        if step % config.logging_steps == 0 or step == total_steps:
+            elapsed = max(time.perf_counter() - window_start, 1e-9)
+            last_loss = window_loss / window_count
+            reporter.metrics({
+                "step": step, "epoch": round(step / steps_per_epoch, 4), "loss": last_loss,
+                "learning_rate": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                "tokens_per_s": window_tokens / elapsed, "time": time.time(), **memory_now(device),
+            })
+            reporter.progress(step=step, last_loss=last_loss)
+            window_loss, window_count, window_tokens = 0.0, 0, 0
+            window_start = time.perf_counter()
+        if config.save_steps and step % config.save_steps == 0 and step < total_steps:
+            checkpoint()
 
     artefact = publish(Path(run_dir) / FINAL_DIR, lambda d: save_result(method, model, processor, d))
     return TrainOutcome(steps=step, stopped=stop.is_set() and step < total_steps, final_loss=last_loss,
                         artefact_dir=artefact)
+
+
+def resumable_state(model: torch.nn.Module, method: Method, trainable: list[torch.nn.Parameter], optimizer: Any,
+                    scheduler: Any, scaler: Any) -> dict[str, Any]:
+    """Everything a checkpoint needs to continue exactly: every tensor that can train, by name, and the states."""
+    ids = {id(p) for p in trainable}
+    weights = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if id(p) in ids}
+    return {"weights": weights, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler else None, "method": method.training_state(model)}
+
+
+def restore(folder: Path, model: torch.nn.Module, method: Method, optimizer: Any, scheduler: Any,
+            scaler: Any) -> int:
+    """Load a checkpoint into a freshly prepared model and its optimizer; returns the step it was taken at."""
+    step, saved = load_checkpoint(folder)
+    params = dict(model.named_parameters())
+    missing = [n for n in saved["weights"] if n not in params]
+    if missing:
+        raise ValueError(f"checkpoint {folder} does not fit this model ({len(missing)} unknown tensors, e.g. "
+                         f"{missing[0]}); was the config changed?")
+    with torch.no_grad():
+        for name, tensor in saved["weights"].items():
+            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+    method.restore_training_state(model, saved["method"], optimizer)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    if scaler and saved.get("scaler"):
+        scaler.load_state_dict(saved["scaler"])
+    return step

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 
@@ -23,7 +23,7 @@ class Reporter:
         self.registry = registry
         self.run_id = run_id
         self.run_dir = Path(run_dir)
-        self._metrics = (self.run_dir / METRICS_FILE).open("a", encoding="utf-8")
+        self._metrics: IO[str] | None = None  # opened on first use: a resume rewrites the file before training
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
@@ -50,11 +50,14 @@ class Reporter:
         self.registry.update_run(self.run_id, heartbeat_at=time.time(), **fields)
 
     def metrics(self, row: dict[str, Any]) -> None:
+        if self._metrics is None:
+            self._metrics = (self.run_dir / METRICS_FILE).open("a", encoding="utf-8")
         self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
 
     def finish(self, status: str, *, error: str | None = None, exit_code: int = 0, **fields: Any) -> None:
         self._stop.set()
-        self._metrics.close()
+        if self._metrics is not None:
+            self._metrics.close()
         self.registry.set_status(self.run_id, status, error=error, exit_code=exit_code,
                                  heartbeat_at=time.time(), **fields)

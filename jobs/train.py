@@ -14,7 +14,7 @@ from core.models.loading import resolve_model
 from core.paths import StudioPaths
 from core.problems import ProblemsError
 from core.registry import Registry
-from core.run_files import CONFIG_FILE
+from core.run_files import CONFIG_FILE, latest_complete_checkpoint
 from core.train_config import TrainConfig
 
 EXIT_FAILED, EXIT_OOM, EXIT_BAD_CONFIG = 1, 3, 2
@@ -27,7 +27,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", required=True, help="a run's config.json (see TrainConfig)")
     parser.add_argument("--data-dir", default=None, help="the studio's data directory (default: STUDIO_DATA_DIR)")
     parser.add_argument("--run-id", type=int, default=None, help="the registry row to report to; new if omitted")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run (--run-id) from its newest complete checkpoint")
     return parser.parse_args(argv)
+
+
+def prepare_resume(run_dir: Path) -> Path:
+    """The checkpoint to continue from: half-written ones are set aside, later metrics lines dropped."""
+    from jobs.checkpoints import load_checkpoint, set_aside_incomplete, truncate_metrics
+
+    for folder in set_aside_incomplete(run_dir):
+        print(f"set aside incomplete checkpoint: {folder}", flush=True)
+    checkpoint = latest_complete_checkpoint(run_dir)
+    if checkpoint is None:
+        raise ValueError(f"no complete checkpoint in {run_dir} to resume from")
+    step, _ = load_checkpoint(checkpoint)
+    truncate_metrics(run_dir, step)
+    return checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     paths = StudioPaths.resolve(args.data_dir)
     registry = Registry(paths.db_file)
     run_id = args.run_id
+    if args.resume and run_id is None:
+        print("--resume needs --run-id: the run to continue", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     if run_id is None:
         run_id = registry.create_run(config.run_name, config.model, config.method, config.dataset, config.to_dict())
         run_dir = paths.run_dir(run_id)
@@ -67,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         from jobs.loop import train
 
         dataset_dir = DatasetCatalog(paths, registry).resolve_dir(config.dataset)
-        outcome = train(config, resolve_model(config.model, paths), dataset_dir, run_dir, reporter, stop)
+        resume_from = prepare_resume(run_dir) if args.resume else None
+        outcome = train(config, resolve_model(config.model, paths), dataset_dir, run_dir, reporter, stop,
+                        resume_from=resume_from)
     except torch.OutOfMemoryError as e:
         traceback.print_exc()
         reporter.finish("failed_oom", error=f"{OOM_ADVICE}. ({str(e).splitlines()[0]})", exit_code=EXIT_OOM)

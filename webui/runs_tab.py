@@ -82,6 +82,7 @@ def build(studio: Studio) -> dict[str, Any]:
         compare = gr.Dropdown(label="Compare loss with", choices=run_choices(studio), multiselect=True,
                               allow_custom_value=True)
         stop = gr.Button("Stop run", variant="stop")
+        resume = gr.Button("Resume run")
     action = gr.Markdown()
     details = gr.Markdown()
     with gr.Row():
@@ -131,9 +132,19 @@ def build(studio: Studio) -> dict[str, Any]:
         return ("⏹️ Stop requested: the run saves its result and ends." if asked
                 else "That run is not running.")
 
+    def do_resume(run_id: int | None) -> str:
+        if run_id is None:
+            return "Choose a run first."
+        try:
+            checkpoint = studio.resume_run(int(run_id))
+        except Exception as e:  # noqa: BLE001
+            return failure_markdown(e)
+        return f"▶️ Resuming run {int(run_id)} from `{checkpoint.name}`."
+
     def list_runs_json() -> str:
         return json.dumps([{"id": r.id, "name": r.name, "status": r.status, "step": r.step,
-                            "total_steps": r.total_steps, "error": r.error} for r in studio.list_runs()])
+                            "total_steps": r.total_steps, "error": r.error, "attempt": r.attempt}
+                           for r in studio.list_runs()])
 
     outputs = [details, loss_plot, memory_plot, log, raw]
     timer.tick(refresh, [chosen, compare], [table, chosen, compare, *outputs], api_visibility="private",
@@ -141,6 +152,7 @@ def build(studio: Studio) -> dict[str, Any]:
     chosen.change(show_run, [chosen, compare], outputs, api_name="run_metrics")
     compare.change(show_run, [chosen, compare], outputs, api_visibility="private")
     stop.click(do_stop, chosen, action, api_name="stop_run")
+    resume.click(do_resume, chosen, action, api_name="resume_run")
     hidden = gr.Button(visible=False)
     listing = gr.Textbox(visible=False)
     hidden.click(list_runs_json, None, listing, api_name="list_runs")

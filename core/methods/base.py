@@ -62,6 +62,13 @@ class Method:
     def on_step_start(self, step: int, model: Any, optimizer: Any) -> None:
         """Called before the first forward pass of each optimizer step (LISA re-samples layers here)."""
 
+    def training_state(self, model: Any) -> dict[str, Any]:
+        """What a checkpoint must keep, beyond weights and optimizer, to resume this method exactly."""
+        return {}
+
+    def restore_training_state(self, model: Any, state: dict[str, Any], optimizer: Any) -> None:
+        """Put back what ``training_state`` kept, on a freshly prepared model."""
+
     def save(self, model: Any, out_dir: Path) -> None:
         model.save_pretrained(out_dir)
 

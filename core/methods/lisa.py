@@ -86,6 +86,21 @@ class LisaMethod(WeightsMethod):
         print(f"LISA: step 0, training decoder layers {state.active} of {len(names)}", flush=True)
         return model
 
+    def training_state(self, model: Any) -> dict[str, Any]:
+        state = lisa_state(model)
+        return {"lisa_rng": state.rng.getstate(), "lisa_active": list(state.active), "lisa_history": state.history}
+
+    def restore_training_state(self, model: Any, saved: dict[str, Any], optimizer: Any) -> None:
+        state = lisa_state(model)
+        state.rng.setstate(saved["lisa_rng"])
+        state.history = list(saved["lisa_history"])
+        for i in state.active:
+            release(state.layers[i], optimizer)
+        state.active = list(saved["lisa_active"])
+        for i in state.active:
+            for param in state.layers[i]:
+                param.requires_grad_(True)
+
     def optimizer_groups(self, model: Any, config: TrainConfig) -> list[dict[str, Any]]:
         """Every layer that may be sampled is in the optimizer; frozen ones have no gradient, hence no state."""
         state = lisa_state(model)
