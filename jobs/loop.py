@@ -68,6 +68,13 @@ def align_trainable_dtype(model: torch.nn.Module, precision: str) -> None:
             param.data = param.data.to(dtype)
 
 
+def disable_kv_cache(model: torch.nn.Module) -> None:
+    """Training never reuses keys and values, but with use_cache on transformers would still keep them."""
+    for config in (model.config, getattr(model.config, "text_config", None)):
+        if config is not None and hasattr(config, "use_cache"):
+            config.use_cache = False
+
+
 def check_against_model(method: Method, config: TrainConfig, model: torch.nn.Module, device: str) -> None:
     """Run the method's rules again now that the model is known (a hub model may not have been before)."""
     errors = [p for p in method.check(config, Target(facts_of(model.config), device == "cuda"))
@@ -92,9 +99,9 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     processor = load_processor(model_path)
     model = load_model(model_path, precision=config.precision, device=device, **method.load_kwargs(config))
     check_against_model(method, config, model, device)
+    disable_kv_cache(model)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     model = method.prepare(model, config)
