@@ -8,7 +8,7 @@ from typing import Any
 
 from core.problems import Problem
 
-Choices = Sequence[str] | Callable[[], Sequence[str]]
+Choices = Sequence[str | tuple[str, str]] | Callable[[], Sequence[str | tuple[str, str]]]
 
 
 def option(
@@ -39,11 +39,18 @@ def option(
     return dataclasses.field(default=default, metadata=meta)
 
 
-def choices_of(f: dataclasses.Field) -> list[str] | None:
+def labelled_choices_of(f: dataclasses.Field) -> list[tuple[str, str]] | None:
+    """The field's choices as (label, value) pairs; a plain choice is its own label."""
     choices = f.metadata.get("choices")
     if choices is None:
         return None
-    return list(choices() if callable(choices) else choices)
+    return [c if isinstance(c, tuple) else (c, c) for c in (choices() if callable(choices) else choices)]
+
+
+def choices_of(f: dataclasses.Field) -> list[str] | None:
+    """The values a field accepts."""
+    pairs = labelled_choices_of(f)
+    return None if pairs is None else [value for _, value in pairs]
 
 
 def coerce(f: dataclasses.Field, value: Any) -> tuple[Any, Problem | None]:

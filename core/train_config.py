@@ -38,6 +38,12 @@ def _method_names() -> list[str]:
     return method_names()
 
 
+def _method_choices() -> list[tuple[str, str]]:
+    from core.methods import all_methods
+
+    return [(m.label, m.name) for m in all_methods()]
+
+
 def _cuda_bf16() -> bool:
     import torch
 
@@ -63,7 +69,7 @@ class TrainConfig:
         "sample", "Dataset", "A registered dataset's name, or a folder/samples.jsonl on the server.", group="run"
     )
 
-    method: str = option("lora", "Method", METHOD_HELP, choices=_method_names, group="method")
+    method: str = option("lora", "Method", METHOD_HELP, choices=_method_choices, group="method")
     lora_r: int = option(8, "LoRA rank", "Rank r of the low-rank update.", min=1, max=1024, group="method",
                          shown_when=_when(*LORA_METHODS))
     lora_alpha: int = option(16, "LoRA alpha", "Scale of the update is alpha / r (alpha / √r with rsLoRA).",

@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.config_fields import choices_of
+from core.config_fields import labelled_choices_of
 
 GROUP_TITLES = {
     "run": "Model and data",
@@ -21,7 +21,7 @@ GROUP_TITLES = {
 def component_for(f: dataclasses.Field, **overrides: Any) -> gr.components.Component:
     meta = f.metadata
     common = {"label": meta["label"], "info": meta["help"] or None, "value": f.default, **overrides}
-    choices = choices_of(f)
+    choices = labelled_choices_of(f)
     if "choices" in overrides:
         return gr.Dropdown(**common)
     if choices is not None:
