@@ -83,7 +83,16 @@ def test_upload_train_watch_and_chat(running_app, tmp_path: Path) -> None:
     image = handle_file(str(SAMPLE / "images" / "blue_square_0.png"))
     history, _, _ = client.predict(f"run:{run['id']}", image, "What colour is the shape?", [], 48, 0.0,
                                    api_name="/chat")
-    answer = history[-1]["content"]
-    answer = answer if isinstance(answer, str) else " ".join(p.get("text", "") for p in answer)
-    assert history[-1]["role"] == "assistant" and answer.strip()
+    assert history[-1]["role"] == "assistant" and text_of(history[-1]).strip()
+
+    # A second turn in the same session continues the conversation (the image stays attached to turn one).
+    history, _, _ = client.predict(f"run:{run['id']}", image, "And what shape is it?", history, 48, 0.0,
+                                   api_name="/chat")
+    assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+    assert text_of(history[2]) == "And what shape is it?" and text_of(history[3]).strip()
     client.close()
+
+
+def text_of(message: dict) -> str:
+    content = message["content"]
+    return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)

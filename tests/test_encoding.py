@@ -45,3 +45,10 @@ def test_truncation_inside_the_image_makes_the_row_untrainable(tiny_model_cache:
     encoded = enc.encode(SAMPLE)
     assert encoded.truncated and len(encoded.input_ids) == 10
     assert not enc.is_trainable(encoded)
+
+
+def test_chat_prompt_carries_earlier_turns(tiny_model_cache: Path) -> None:
+    enc = encoder(tiny_model_cache)
+    prompt = enc.render(SAMPLE.messages[:4], add_generation_prompt=True)
+    assert prompt.index("What colour is it?") < prompt.index("Red.") < prompt.index("And the shape?")
+    assert prompt.endswith("<|assistant|>\n")
