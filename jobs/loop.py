@@ -60,11 +60,16 @@ def autocast_for(config: TrainConfig, device: str) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
-def align_trainable_dtype(model: torch.nn.Module, precision: str) -> None:
-    """What trains is bf16 under pure bf16 and fp32 otherwise (mixed precision keeps fp32 master weights)."""
+def align_trainable_dtype(model: torch.nn.Module, precision: str,
+                          params: list[torch.nn.Parameter] | None = None) -> None:
+    """What trains is bf16 under pure bf16 and fp32 otherwise (mixed precision keeps fp32 master weights).
+
+    ``params`` are the ones the optimizer may update (LISA's layers frozen for now included); by default, those
+    that require a gradient.
+    """
     dtype = torch.bfloat16 if precision == "pure_bf16" else torch.float32
-    for param in model.parameters():
-        if param.requires_grad and param.is_floating_point() and param.dtype != dtype:
+    for param in params if params is not None else [p for p in model.parameters() if p.requires_grad]:
+        if param.is_floating_point() and param.dtype != dtype:
             param.data = param.data.to(dtype)
 
 
@@ -105,7 +110,6 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     model = method.prepare(model, config)
-    align_trainable_dtype(model, config.precision)
     model.train()
     params = count_parameters(model)
     print(f"parameters: {params}", flush=True)
@@ -120,6 +124,7 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
 
     groups = method.optimizer_groups(model, config)
     trainable = [p for group in groups for p in group["params"]]  # LISA: also the layers frozen for now
+    align_trainable_dtype(model, config.precision, trainable)
     optimizer = build_optimizer(config, groups)
     scheduler = build_scheduler(config, optimizer, total_steps)
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None

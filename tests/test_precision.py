@@ -72,3 +72,22 @@ def test_fp16_is_explained_not_changed_on_cpu() -> None:
     (problem,) = config.validate(cuda_available=False)
     assert problem.field == "precision" and "CUDA" in problem.message and "bf16" in problem.message
     assert config.precision == "fp16"  # nothing was silently switched
+
+
+def test_mixed_precision_keeps_the_frozen_base_in_half_and_every_candidate_in_fp32(data_dir: Path) -> None:
+    from jobs.loop import align_trainable_dtype as align
+
+    lora = TrainConfig(method="lora", precision="bf16")
+    model = get_method("lora").prepare(load_model(tiny_path(data_dir), precision="bf16"), lora)
+    align(model, lora.precision)
+    frozen = {p.dtype for n, p in model.named_parameters() if not p.requires_grad and p.is_floating_point()}
+    assert frozen == {torch.bfloat16}
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
+
+    lisa = TrainConfig(method="lisa", precision="bf16", lisa_layers=1, lisa_interval=2)
+    method = get_method("lisa")
+    model = method.prepare(load_model(tiny_path(data_dir), precision="bf16"), lisa)
+    candidates = [p for group in method.optimizer_groups(model, lisa) for p in group["params"]]
+    assert any(not p.requires_grad for p in candidates)  # a decoder layer frozen for now, sampled later
+    align(model, lisa.precision, candidates)
+    assert {p.dtype for p in candidates} == {torch.float32}

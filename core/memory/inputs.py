@@ -107,10 +107,8 @@ def _precision_bytes(precision: str, quantized: bool) -> dict[str, Any]:
     """Weight/compute widths as core.models.loading.load_dtype and jobs.loop.autocast_for set them up."""
     if precision == "pure_bf16":
         return {"weight_bytes": 2, "compute_bytes": 2, "autocast": False}
-    if precision in ("bf16", "fp16"):
-        if quantized:  # frozen unquantized parts load in the half dtype
-            return {"weight_bytes": 2, "compute_bytes": 2, "autocast": True}
-        return {"weight_bytes": 4, "compute_bytes": 2, "autocast": True}
+    if precision in ("bf16", "fp16"):  # frozen weights load in the half dtype; what trains is fp32 (trainable_bytes)
+        return {"weight_bytes": 2, "compute_bytes": 2, "autocast": True}
     # fp32: bitsandbytes casts each 4-bit product back to the input's dtype, so activations stay fp32
     return {"weight_bytes": 4, "compute_bytes": 4, "autocast": False}
 
