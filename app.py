@@ -70,6 +70,7 @@ def launch(args: argparse.Namespace, *, block: bool = True) -> tuple[object, obj
     from webui.app_ui import build_app
 
     studio = Studio(args.data_dir)
+    studio.set_upload_limit(args.max_upload)  # the same limit for browser uploads and server paths
     studio.start_watchdog()
     app = build_app(studio)
     app.queue(default_concurrency_limit=4)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.datasets.importer import ImportReport, import_dataset
+from core.datasets.detect import format_choices
+from core.datasets.importer import ImportReport, ProgressCallback, import_dataset, validate_dataset
+from core.datasets.limits import ImportLimits, human_size
+from core.datasets.peek import inspect_source
 from core.datasets.records import SAMPLES_FILE
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
@@ -15,13 +22,50 @@ from core.registry import DatasetRecord, Registry
 
 SAMPLE_NAME = "sample"
 SAMPLE_SOURCE = Path(__file__).resolve().parents[1] / "assets" / "sample_dataset" / "data.json"
+SAMPLE_MARKER = ".sample-offered"  # in datasets/: the sample was registered once; deleting it sticks
 NAME_PATTERN = re.compile(r"^[\w .\-]{1,100}$")
+LIMIT_HINT = "raise the studio's --max-upload (or STUDIO_MAX_UPLOAD_MB) to accept it"
+
+
+@dataclass
+class ImportRequest:
+    """Where a dataset comes from and how to read it: browser uploads or a server path, plus the form's options."""
+
+    files: list[Path] = field(default_factory=list)  # uploaded files (one zip or data file, or a file plus images)
+    server_path: str = ""  # a file, folder or zip on the server (used when no files are given)
+    data_file: str | None = None  # which data file inside a zip or folder
+    format: str | None = None  # None: detect
+    columns: dict[str, str] | None = None  # slot -> column, only the slots the user changed
+    image_root: str | None = None
+    eval_ratio: float = 0.0
+    eval_source: str | None = None  # a server path, or the name of one of the uploaded files
+    seed: int = 0
+
+
+def size_up_to(paths: list[Path], limit: int) -> int:
+    """Total bytes of files and folders, counting no further than just past ``limit`` (a huge tree stops early)."""
+    total = 0
+    for path in paths:
+        if path.is_file():
+            total += path.stat().st_size
+        for folder, _dirs, names in os.walk(path) if path.is_dir() else ():
+            for name in names:
+                file = Path(folder, name)
+                if file.is_file() and not file.is_symlink():
+                    total += file.stat().st_size
+                if total > limit:
+                    return total
+    return total
 
 
 class DatasetCatalog:
-    def __init__(self, paths: StudioPaths, registry: Registry):
+    def __init__(self, paths: StudioPaths, registry: Registry, limits: ImportLimits | None = None):
         self.paths = paths
         self.registry = registry
+        self.limits = limits
+
+    def import_limits(self) -> ImportLimits:
+        return self.limits or ImportLimits.from_env()
 
     def check_name(self, name: str) -> str:
         name = name.strip()
@@ -32,36 +76,147 @@ class DatasetCatalog:
                                          field="name")])
         return name
 
-    def register(self, source: Path, name: str, *, image_root: Path | None = None
-                 ) -> tuple[DatasetRecord, ImportReport]:
-        """Import ``source`` and record it; on any problem nothing is left behind."""
+    # --- sources ------------------------------------------------------------------------------------------
+    def _check_size(self, paths: list[Path], what: str, field_name: str) -> None:
+        limit = self.import_limits().max_upload_bytes
+        total = size_up_to(paths, limit)
+        if total > limit:
+            raise ProblemsError([Problem(f"{what} is {human_size(total)}, over the studio's limit of "
+                                         f"{human_size(limit)}; {LIMIT_HINT}", field=field_name)])
+
+    @contextmanager
+    def source_of(self, request: ImportRequest) -> Iterator[tuple[Path, str]]:
+        """The request's data as one path and a label for the registry; several uploaded files are gathered
+        (hard-linked where possible) into one staging folder, removed afterwards."""
+        files = [Path(f) for f in request.files if f]
+        if not files:
+            raw = (request.server_path or "").strip()
+            if not raw:
+                raise ProblemsError([Problem("upload the dataset's files, or give a path on the server",
+                                             field="files")])
+            path = Path(raw).expanduser()
+            if not path.exists():
+                raise ProblemsError([Problem(f"{raw} does not exist on the server", field="server_path")])
+            path = path.resolve()
+            if path.is_relative_to(self.paths.root):
+                raise ProblemsError([Problem("that path is inside the studio's data directory; give the original "
+                                             "dataset instead", field="server_path")])
+            self._check_size([path], f"the dataset at {path}", "server_path")
+            yield path, str(path)
+            return
+        self._check_size(files, "the upload", "files")
+        staging = self.paths.uploads_dir / f"upload-{uuid.uuid4().hex[:12]}"
+        staging.mkdir(parents=True)
+        try:
+            for f in files:
+                target = staging / f.name
+                try:
+                    os.link(f, target)
+                except OSError:
+                    shutil.copyfile(f, target)
+            names = ", ".join(f.name for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+            yield (staging / files[0].name if len(files) == 1 else staging), f"upload: {names}"
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _eval_source(self, request: ImportRequest, source: Path) -> Path | None:
+        raw = (request.eval_source or "").strip()
+        if not raw:
+            return None
+        if source.is_dir() and (source / raw).is_file() and (source / raw).resolve().is_relative_to(source.resolve()):
+            return source / raw  # one of the uploaded files
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise ProblemsError([Problem(f"the eval file {raw} is neither an uploaded file nor a path on the "
+                                         "server", field="eval_source")])
+        self._check_size([path], f"the eval file {raw}", "eval_source")
+        return path
+
+    def _root(self, request: ImportRequest) -> Path | None:
+        raw = (request.image_root or "").strip()
+        return Path(raw).expanduser() if raw else None
+
+    # --- inspect, validate, register ----------------------------------------------------------------------
+    def inspect(self, request: ImportRequest) -> dict:
+        """``inspect_source`` for a request; problems (including a missing source) come back in ``problems``."""
+        try:
+            with self.source_of(request) as (source, label):
+                info = inspect_source(source, data_file=request.data_file or None, image_root=self._root(request),
+                                      format=request.format or None, columns=request.columns or None,
+                                      limits=self.import_limits())
+                info["source"] = label
+                return info
+        except ProblemsError as e:
+            return {"problems": [p.to_dict() for p in e.problems], "format": None, "formats": format_choices(),
+                    "rows": [], "columns": {}, "keys": [], "source": ""}
+
+    def validate(self, request: ImportRequest, progress: ProgressCallback | None = None) -> ImportReport:
+        with self.source_of(request) as (source, _label):
+            return validate_dataset(source, image_root=self._root(request), format=request.format or None,
+                                    columns=request.columns or None, eval_source=self._eval_source(request, source),
+                                    data_file=request.data_file or None, limits=self.import_limits(),
+                                    progress=progress, workdir=self.paths.uploads_dir)
+
+    def register_request(self, request: ImportRequest, name: str, progress: ProgressCallback | None = None
+                         ) -> tuple[DatasetRecord, ImportReport]:
+        name = self.check_name(name)
+        with self.source_of(request) as (source, label):
+            return self.register(source, name, image_root=self._root(request), source_label=label,
+                                 format=request.format or None, columns=request.columns or None,
+                                 eval_source=self._eval_source(request, source), eval_ratio=request.eval_ratio,
+                                 seed=request.seed, data_file=request.data_file or None, progress=progress)
+
+    def register(self, source: Path, name: str, *, image_root: Path | None = None, source_label: str | None = None,
+                 **options: object) -> tuple[DatasetRecord, ImportReport]:
+        """Import ``source`` and record it; on any problem nothing is left behind. ``options`` go to
+        ``import_dataset`` (format, columns, eval_source, eval_ratio, seed, data_file, progress)."""
         name = self.check_name(name)
         folder = self.paths.datasets_dir / f"ds-{uuid.uuid4().hex[:12]}"
-        report = import_dataset(Path(source), folder, image_root=image_root)
+        report = import_dataset(Path(source), folder, image_root=image_root, limits=self.import_limits(),
+                                **options)  # type: ignore[arg-type]
         try:
             dataset_id = self.registry.add_dataset(
-                name=name, source=str(source), format=report.format, path=str(folder), rows=report.rows_kept,
-                images=report.images, summary=report.summary())
+                name=name, source=source_label or str(source), format=report.format, path=str(folder),
+                rows=report.rows_kept, images=report.images, summary=report.summary())
         except Exception:
             shutil.rmtree(folder, ignore_errors=True)
+            if self.registry.find_dataset(name):  # registered meanwhile, by another import with the same name
+                raise ProblemsError([Problem(f"a dataset named {name!r} exists already; pick another name",
+                                             field="name")]) from None
             raise
         record = next(d for d in self.registry.list_datasets() if d.id == dataset_id)
         return record, report
 
-    def ensure_sample(self) -> DatasetRecord:
+    # --- the sample, lookups, rename, delete --------------------------------------------------------------
+    def ensure_sample(self, *, again: bool = False) -> DatasetRecord | None:
+        """Register the bundled sample the first time (or whenever ``again``); once a person deleted or renamed
+        it, listing datasets does not bring it back, but asking for it by name does."""
+        marker = self.paths.datasets_dir / SAMPLE_MARKER
         existing = self.registry.find_dataset(SAMPLE_NAME)
         if existing and (Path(existing.path) / SAMPLES_FILE).is_file():
+            marker.touch()
             return existing
+        if marker.exists() and not again:
+            return None
         if existing:
             self.registry.delete_dataset(existing.id)
-        record, _ = self.register(SAMPLE_SOURCE, SAMPLE_NAME)
+        record, _ = self.register(SAMPLE_SOURCE, SAMPLE_NAME, source_label="bundled sample (assets/sample_dataset)")
+        marker.touch()
+        return record
+
+    def get(self, name: str) -> DatasetRecord:
+        record = self.registry.find_dataset(name)
+        if record is None and name == SAMPLE_NAME:
+            record = self.ensure_sample(again=True)
+        if record is None:
+            raise ProblemsError([Problem(f"no registered dataset named {name!r}", field="dataset")])
         return record
 
     def resolve_dir(self, name_or_path: str) -> Path:
         """The folder holding samples.jsonl for a registered name or a server path."""
         record = self.registry.find_dataset(name_or_path)
         if record is None and name_or_path == SAMPLE_NAME:
-            record = self.ensure_sample()
+            record = self.ensure_sample(again=True)
         if record is not None:
             return Path(record.path)
         path = Path(name_or_path).expanduser()
@@ -76,8 +231,10 @@ class DatasetCatalog:
     def rename(self, dataset_id: int, new_name: str) -> None:
         self.registry.rename_dataset(dataset_id, self.check_name(new_name))
 
-    def delete(self, dataset_id: int) -> None:
+    def delete(self, dataset_id: int) -> DatasetRecord:
+        """Forget the dataset and remove its folder (only ever a folder inside the data directory)."""
         record = self.registry.delete_dataset(dataset_id)
-        folder = Path(record.path)
-        if folder.is_relative_to(self.paths.datasets_dir):
+        folder = Path(record.path).resolve()
+        if folder.is_relative_to(self.paths.datasets_dir.resolve()) and folder != self.paths.datasets_dir.resolve():
             shutil.rmtree(folder, ignore_errors=True)
+        return record

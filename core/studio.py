@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from core.chat import ChatService
-from core.dataset_catalog import DatasetCatalog
+from core.dataset_catalog import DatasetCatalog, ImportRequest
+from core.dataset_preview import PreviewRow, preview_row
+from core.dataset_stats import DatasetStats, EncoderCache, compute_stats
+from core.datasets.importer import ProgressCallback
+from core.datasets.limits import ImportLimits, parse_size
 from core.datasets.records import SAMPLES_FILE, Message, Sample, read_samples
 from core.launcher import Launcher
 from core.paths import StudioPaths
@@ -55,25 +57,31 @@ class Studio:
         self.registry.dispose()
 
     # --- datasets -----------------------------------------------------------------------------------------
+    def set_upload_limit(self, max_upload: str | int | None) -> None:
+        """The largest dataset accepted, uploaded or given as a server path ("500mb", "2gb", as ``--max-upload``
+        takes it); None goes back to STUDIO_MAX_UPLOAD_MB (default 2 GB)."""
+        limits = ImportLimits.from_env()
+        self.catalog.limits = replace(limits, max_upload_bytes=parse_size(max_upload)) if max_upload else None
+
+    def inspect_dataset(self, request: ImportRequest) -> dict:
+        """The detected format and why, the columns and every format's slots (see ``inspect_source``)."""
+        return self.catalog.inspect(request)
+
+    def validate_dataset(self, request: ImportRequest, progress: ProgressCallback | None = None) -> dict:
+        """Every check of an import without registering anything: the report's summary."""
+        return self.catalog.validate(request, progress).summary()
+
+    def register_dataset(self, request: ImportRequest, name: str, progress: ProgressCallback | None = None
+                         ) -> tuple[DatasetRecord, dict]:
+        record, report = self.catalog.register_request(request, name, progress)
+        return record, report.summary()
+
     def register_upload(self, files: list[Path], name: str) -> tuple[DatasetRecord, dict]:
         """Register uploaded files: one zip, a folder's worth of files (a JSON plus its images), or one file."""
         files = [Path(f) for f in files if f]
         if not files:
             raise ProblemsError([Problem("upload a dataset file (JSON, or a zip with its images)", field="files")])
-        staging = self.paths.uploads_dir / f"upload-{uuid.uuid4().hex[:12]}"
-        staging.mkdir(parents=True)
-        try:
-            if len(files) == 1:
-                source = staging / files[0].name
-                shutil.copyfile(files[0], source)
-            else:
-                for f in files:
-                    shutil.copyfile(f, staging / f.name)
-                source = staging
-            record, report = self.catalog.register(source, name)
-            return record, report.summary()
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        return self.register_dataset(ImportRequest(files=files), name)
 
     def list_datasets(self) -> list[DatasetRecord]:
         self.catalog.ensure_sample()
@@ -87,6 +95,31 @@ class Studio:
             if len(rows) >= limit:
                 break
         return folder, rows
+
+    def rename_dataset(self, name: str, new_name: str) -> DatasetRecord:
+        record = self.catalog.get(name)
+        self.catalog.rename(record.id, new_name)
+        return self.catalog.get(new_name.strip())
+
+    def delete_dataset(self, name: str) -> DatasetRecord:
+        """Forget a dataset and remove its folder; runs that used it keep their results."""
+        return self.catalog.delete(self.catalog.get(name).id)
+
+    def _encoders(self) -> EncoderCache:
+        return self.__dict__.setdefault("_dataset_encoders", EncoderCache(self.paths))
+
+    def dataset_stats(self, name: str, model: str, max_length: int, progress: ProgressCallback | None = None
+                      ) -> DatasetStats:
+        """Counts, token lengths with ``model``'s processor, truncation at ``max_length`` and duplicates."""
+        folder = self.catalog.resolve_dir(name)
+        encoder = self._encoders().encoder(model)
+        return compute_stats(folder, encoder, int(max_length), model=model.strip(), progress=progress)
+
+    def preview_row(self, name: str, index: int, model: str, max_length: int) -> PreviewRow:
+        """Training row ``index`` as ``model`` sees it, with the tokens the loss trains on marked."""
+        folder = self.catalog.resolve_dir(name)
+        row, _ = preview_row(folder, self._encoders().encoder(model), int(max_length), int(index))
+        return row
 
     # --- runs ---------------------------------------------------------------------------------------------
     def check_config(self, values: dict[str, Any]) -> tuple[TrainConfig, list[Problem]]:

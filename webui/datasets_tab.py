@@ -1,93 +1,323 @@
-"""The Datasets tab: upload and register a dataset, list registered ones, preview rows with thumbnails."""
+"""The Datasets tab: inspect, validate and register a dataset; list, rename, delete; statistics and preview."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
+from core.dataset_catalog import ImportRequest
+from core.datasets.detect import format_choices
 from core.studio import Studio
-from webui.messages import failure_markdown, problems_markdown
+from core.train_config import TINY_MODEL, TrainConfig
+from webui import dataset_views as views
 
 THUMBNAIL_PX = 160
+ROW_IMAGE_PX = 480
+FORMATS = format_choices()
+SLOTS = [s for s in dict.fromkeys(slot for f in FORMATS for slot in f["slots"]) if s != "id"] + ["id"]  # each once
+SLOTS_OF = {f["name"]: f["slots"] for f in FORMATS}
+REQUIRED_OF = {f["name"]: f["required"] for f in FORMATS}
+STATS_HINT = "Choose a dataset, a model and a max length, then press **Compute statistics**."
+NOT_REGISTERED = "\n\nNothing was registered."
+AUTO = ""  # the format dropdown's "detect" choice and a slot dropdown's "no column"
+DEFAULT_MAX_LENGTH = next(f.default for f in TrainConfig.fields() if f.name == "max_length")
+PROGRESS = gr.Progress()  # the default Gradio replaces with a live progress bar per call
+COLOURS = {"trained": "#22c55e", "masked": "#e5e7eb", "cut": "#f87171"}
 
 
-def dataset_table(studio: Studio) -> pd.DataFrame:
-    rows = [{"name": d.name, "format": d.format, "rows": d.rows, "images": d.images,
-             "excluded": d.summary.get("rows_excluded", 0), "source": Path(d.source).name}
-            for d in studio.list_datasets()]
-    return pd.DataFrame(rows, columns=["name", "format", "rows", "images", "excluded", "source"])
+def format_menu(detected: str | None = None) -> list[tuple[str, str]]:
+    title = next((f["title"] for f in FORMATS if f["name"] == detected), None)
+    auto = f"Detect automatically (found: {title})" if title else "Detect automatically"
+    return [(auto, AUTO)] + [(f["title"], f["name"]) for f in FORMATS]
 
 
-def report_markdown(name: str, summary: dict) -> str:
-    lines = [
-        f"✅ Registered **{name}**: {summary['rows_kept']} rows, {summary['images']} images "
-        f"(format: {summary['format']} — {summary['format_reason']}).",
-        f"Images were resolved against `{summary['image_root']}`." if summary.get("image_root") else "",
-    ]
-    if summary.get("rows_excluded"):
-        lines.append(f"\n⚠️ {summary['rows_excluded']} of {summary['rows_total']} rows were excluded:")
-    from core.problems import Problem
-
-    problems = [Problem(**p) for p in summary.get("problems", [])]
-    if problems:
-        lines.append(problems_markdown(problems, title=f"{summary.get('problem_count', len(problems))} problems"))
-    return "\n".join(line for line in lines if line)
-
-
-def build(studio: Studio) -> dict[str, Any]:
-    with gr.Row():
-        with gr.Column(scale=1):
-            gr.Markdown("### Add a dataset\nA LLaVA-format JSON with its images: a zip, or the JSON and the image "
-                        "files together.")
-            files = gr.File(label="Dataset files", file_count="multiple")
-            name = gr.Textbox(label="Name", placeholder="my-dataset")
-            register = gr.Button("Validate and register", variant="primary")
-            report = gr.Markdown()
-        with gr.Column(scale=2):
-            gr.Markdown("### Registered datasets")
-            table = gr.Dataframe(value=lambda: dataset_table(studio), interactive=False)
-            chosen = gr.Dropdown(label="Preview", choices=[d.name for d in studio.list_datasets()],
-                                 value="sample", allow_custom_value=True)
-            gallery = gr.Gallery(label="Rows", columns=4, height="auto", object_fit="contain")
-            rows = gr.Dataframe(label="Conversations", interactive=False, wrap=True,
-                                headers=["id", "images", "conversation"])
-
-    def do_register(paths: list[str] | None, dataset_name: str) -> tuple[str, pd.DataFrame, Any]:
-        try:
-            record, summary = studio.register_upload([Path(p) for p in paths or []], dataset_name or "")
-        except Exception as e:  # noqa: BLE001 - shown to the person, not raised
-            return failure_markdown(e), dataset_table(studio), gr.update()
-        names = [d.name for d in studio.list_datasets()]
-        return report_markdown(record.name, summary), dataset_table(studio), gr.update(choices=names,
-                                                                                      value=record.name)
-
-    def do_preview(dataset_name: str) -> tuple[list, pd.DataFrame]:
-        if not dataset_name:
-            return [], pd.DataFrame()
-        try:
-            folder, samples = studio.dataset_rows(dataset_name)
-        except Exception as e:  # noqa: BLE001
-            raise gr.Error(failure_markdown(e)) from e
-        pictures, table_rows = [], []
-        for s in samples:
-            dialogue = "\n".join(f"{m.role}: {m.content}" for m in s.messages)
-            for image in s.images[:1]:
-                pictures.append((_thumbnail(folder / image), f"{s.id}: {s.messages[-1].content[:60]}"))
-            table_rows.append({"id": s.id, "images": len(s.images), "conversation": dialogue})
-        return pictures, pd.DataFrame(table_rows)
-
-    register.click(do_register, [files, name], [report, table, chosen], api_name="register_dataset")
-    chosen.change(do_preview, chosen, [gallery, rows], api_name="preview_dataset")
-    return {"chosen": chosen, "table": table, "preview": (do_preview, [chosen], [gallery, rows])}
+def slot_updates(fmt: str | None, keys: list[str], columns: dict[str, str]) -> list[Any]:
+    """One update per slot dropdown: the chosen format's slots shown with the file's columns, the others hidden."""
+    shown = SLOTS_OF.get(fmt or "", [])
+    required = REQUIRED_OF.get(fmt or "", [])
+    updates = []
+    for slot in SLOTS:
+        if slot not in shown:
+            updates.append(gr.update(visible=False, value=AUTO))
+            continue
+        choices = [("(none)", AUTO)] + [(k, k) for k in dict.fromkeys([*keys, columns.get(slot, AUTO)]) if k]
+        label = f"Column for '{slot}'" + (" (required)" if slot in required else "")
+        updates.append(gr.update(visible=True, choices=choices, value=columns.get(slot, AUTO), label=label))
+    return updates
 
 
-def _thumbnail(path: Path) -> Any:
+def column_overrides(fmt: str, detected: dict | None, values: tuple) -> dict[str, str] | None:
+    """The slots whose column the person changed from what Inspect found (all set ones when nothing was found)."""
+    detected = detected or {}
+    found = detected.get("columns") or {}
+    relevant = SLOTS_OF.get(fmt or detected.get("format") or "", SLOTS)
+    chosen = {slot: value or AUTO for slot, value in zip(SLOTS, values, strict=True) if slot in relevant}
+    if detected:
+        changed = {slot: v for slot, v in chosen.items() if v != found.get(slot, AUTO)}
+    else:
+        changed = {slot: v for slot, v in chosen.items() if v}
+    return changed or None
+
+
+def request_of(files: list[str] | None, server_path: str, data_file: str, fmt: str, image_root: str,
+               eval_ratio: float, eval_path: str, eval_file: str | None, detected: dict | None,
+               slot_values: tuple) -> ImportRequest:
+    return ImportRequest(files=[Path(f) for f in files or []], server_path=server_path or "",
+                         data_file=(data_file or "").strip() or None, format=fmt or None,
+                         columns=column_overrides(fmt, detected, slot_values), image_root=image_root or None,
+                         eval_ratio=float(eval_ratio or 0), eval_source=eval_file or (eval_path or "").strip() or None)
+
+
+def with_slot_parameters(fn: Callable) -> Callable:
+    """Give ``fn(..., progress, *slots)`` a signature naming each slot (column_<slot>), so the API lists them by name;
+    Gradio injects the progress tracker at its position, before the slot values."""
+    params = list(inspect.signature(fn).parameters.values())[:-1]
+    params += [inspect.Parameter(f"column_{slot}", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=AUTO,
+                                 annotation=str) for slot in SLOTS]
+    fn.__signature__ = inspect.Signature(params, return_annotation=inspect.signature(fn).return_annotation)
+    return fn
+
+
+def names_update(studio: Studio, value: str | None = None) -> Any:
+    names = [d.name for d in studio.list_datasets()]
+    if value not in names:
+        value = names[0] if names else None
+    return gr.update(choices=names, value=value)
+
+
+def _thumbnail(path: Path, size: int = THUMBNAIL_PX) -> Any:
+    """A small RGB copy: the data directory itself is never served, so images go out through Gradio's cache."""
     from PIL import Image
 
     with Image.open(path) as img:
         img = img.convert("RGB")
-        img.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        img.thumbnail((size, size))
         return img
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    gr.Markdown("### Add a dataset\nLLaVA, ShareGPT (messages + images), OpenAI-style content parts, Alpaca, "
+                "captioning tables (CSV, JSON, JSONL, Parquet) or an image folder with captions; a zip of any of "
+                "them with its images. **Inspect** shows the detected format; **Validate and register** checks "
+                "every row and image, excludes bad rows and says why.")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            with gr.Tab("Upload"):
+                files = gr.File(label="Dataset files (a zip, or a data file with its images)", file_count="multiple")
+            with gr.Tab("Path on the server"):
+                server_path = gr.Textbox("", label="File, folder or zip on the server",
+                                         placeholder="/data/my-set.jsonl", info="Used when no files are uploaded.")
+            name = gr.Textbox("", label="Name", placeholder="my-dataset")
+            inspect_button = gr.Button("Inspect")
+        with gr.Column(scale=1):
+            inspection = gr.Markdown("Upload files or give a path, then press **Inspect**.")
+    detected = gr.State({})
+    with gr.Accordion("Format, columns, images and evaluation split", open=True):
+        with gr.Row():
+            fmt = gr.Dropdown(label="Format", choices=format_menu(), value=AUTO,
+                              info="Override the detected format if it is wrong.")
+            data_file = gr.Textbox("", label="Data file inside the zip or folder",
+                                   info="Only needed when it holds several data files.")
+            image_root = gr.Textbox("", label="Image root (optional)", info="A folder on the server that relative "
+                                    "image paths resolve against; no path may leave it.")
+        with gr.Row():
+            slot_boxes = [gr.Dropdown(label=f"Column for '{slot}'", choices=[("(none)", AUTO)], value=AUTO,
+                                      visible=False, allow_custom_value=True) for slot in SLOTS]
+        with gr.Row():
+            eval_ratio = gr.Slider(0, 0.5, value=0, step=0.01, label="Eval share",
+                                   info="Rows set aside at random for evaluation (0: none).")
+            eval_path = gr.Textbox("", label="Or a separate eval file", info="A path on the server, or the name of "
+                                   "one of the uploaded files; it wins over the share.")
+            eval_file = gr.File(label="Or upload the eval file", file_count="single")
+    with gr.Row():
+        validate = gr.Button("Validate only")
+        register = gr.Button("Validate and register", variant="primary")
+    report = gr.Markdown()
+
+    gr.Markdown("### Registered datasets")
+    table = gr.Dataframe(views.dataset_table(studio.list_datasets()), interactive=False, wrap=True,
+                         column_widths=["12%", "8%", "6%", "5%", "7%", "8%", "26%", "18%", "10%"])
+    with gr.Row(equal_height=True):
+        names = [d.name for d in studio.list_datasets()]
+        chosen = gr.Dropdown(label="Dataset", choices=names, value=names[0] if names else None,
+                             allow_custom_value=True, scale=2)
+        new_name = gr.Textbox(label="New name", scale=2)
+        rename = gr.Button("Rename", scale=1)
+        delete = gr.Button("Delete…", variant="stop", scale=1)
+        confirm = gr.Button("Really delete", variant="stop", visible=False, scale=1)
+    action = gr.Markdown()
+
+    gr.Markdown("### Statistics and preview, with a model's processor")
+    with gr.Row(equal_height=True):
+        model = gr.Dropdown(label="Model", choices=[TINY_MODEL], value=TINY_MODEL, allow_custom_value=True,
+                            info="Its chat template and tokenizer count the tokens, as in training.")
+        max_length = gr.Number(label="Max length", value=DEFAULT_MAX_LENGTH, precision=0, minimum=1)
+        compute = gr.Button("Compute statistics", variant="primary")
+    with gr.Row(equal_height=False):
+        stats_text = gr.Markdown(STATS_HINT)
+        lengths = gr.BarPlot(None, x="tokens", y="rows", color="max length",
+                             color_map={"fits": "#22c55e", "cut": "#f87171"}, title="Rows by token length",
+                             x_title="tokens", height=280, sort=None, x_label_angle=-45)
+    gallery = gr.Gallery(label="Rows", columns=10, height=260, object_fit="contain", fit_columns=False)
+    rows = gr.Dataframe(label="Conversations (click a row to preview it below)", interactive=False, wrap=True,
+                        headers=["row", "id", "images", "conversation"], max_height=300,
+                        column_widths=["6%", "16%", "8%", "70%"])
+    with gr.Row(equal_height=True):
+        row = gr.Number(label="Row", value=0, precision=0, minimum=0)
+        previous = gr.Button("◀ Previous")
+        following = gr.Button("Next ▶")
+    row_text = gr.Markdown()
+    with gr.Row(equal_height=False):
+        row_images = gr.Gallery(label="Images", columns=3, height=200, object_fit="contain", scale=1,
+                                fit_columns=False)
+        conversation = gr.Dataframe(label="Conversation", headers=["role", "text"], interactive=False, wrap=True,
+                                    scale=2)
+    seen = gr.HighlightedText(label="What the model sees (after the chat template): green is trained on, grey "
+                              "is masked, red is cut by max length", color_map=COLOURS, show_legend=True,
+                              show_inline_category=False)
+    legacy = gr.Button(visible=False)
+
+    def listing() -> pd.DataFrame:
+        return views.dataset_table(studio.list_datasets())
+
+    sources = [files, server_path, data_file, fmt, image_root, eval_ratio, eval_path, eval_file, detected, *slot_boxes]
+
+    def do_inspect(paths: list[str] | None, path: str, data: str, chosen_format: str, root: str) -> tuple:
+        request = ImportRequest(files=[Path(p) for p in paths or []], server_path=path or "",
+                                data_file=(data or "").strip() or None, format=chosen_format or None,
+                                image_root=root or None)
+        try:
+            info = studio.inspect_dataset(request)
+        except Exception as e:  # noqa: BLE001 - shown to the person, not raised
+            return (views.error_markdown(e), gr.update(choices=format_menu()), {}, *slot_updates(None, [], {}))
+        found = info.get("format")
+        state = {"format": found, "columns": dict(info.get("columns") or {})} if found else {}
+        menu = format_menu(None if chosen_format else found)
+        return (views.inspection_markdown(info), gr.update(choices=menu),
+                state, *slot_updates(chosen_format or found, info.get("keys") or [], info.get("columns") or {}))
+
+    @with_slot_parameters
+    def do_validate(paths: list[str] | None, path: str, data: str, chosen_format: str, root: str, ratio: float,
+                    eval_text: str, eval_upload: str | None, found: dict, progress: gr.Progress = PROGRESS,
+                    *slots: str) -> str:
+        try:
+            request = request_of(paths, path, data, chosen_format, root, ratio, eval_text, eval_upload, found, slots)
+            summary = studio.validate_dataset(request, lambda f, m: progress(f, desc=m))
+        except Exception as e:  # noqa: BLE001
+            return views.error_markdown(e)
+        return views.report_markdown(summary)
+
+    @with_slot_parameters
+    def do_import(paths: list[str] | None, path: str, data: str, dataset_name: str, chosen_format: str, root: str,
+                  ratio: float, eval_text: str, eval_upload: str | None, found: dict,
+                  progress: gr.Progress = PROGRESS, *slots: str) -> tuple[str, pd.DataFrame, Any]:
+        try:
+            request = request_of(paths, path, data, chosen_format, root, ratio, eval_text, eval_upload, found, slots)
+            record, summary = studio.register_dataset(request, dataset_name or "",
+                                                      lambda f, m: progress(f, desc=m))
+        except Exception as e:  # noqa: BLE001
+            return views.error_markdown(e) + NOT_REGISTERED, listing(), gr.update()
+        return (views.report_markdown(summary, record.name), listing(),
+                names_update(studio, record.name))
+
+    def do_register(paths: list[str] | None, dataset_name: str) -> tuple[str, pd.DataFrame, Any]:
+        try:
+            record, summary = studio.register_upload([Path(p) for p in paths or []], dataset_name or "")
+        except Exception as e:  # noqa: BLE001
+            return views.error_markdown(e) + NOT_REGISTERED, listing(), gr.update()
+        return (views.report_markdown(summary, record.name), listing(),
+                names_update(studio, record.name))
+
+    def do_rename(current: str, wanted: str) -> tuple[str, pd.DataFrame, Any, str]:
+        try:
+            record = studio.rename_dataset(current or "", wanted or "")
+        except Exception as e:  # noqa: BLE001
+            return views.error_markdown(e), listing(), gr.update(), wanted
+        return (f"✏️ Renamed **{views.esc(current)}** to **{views.esc(record.name)}**.", listing(),
+                names_update(studio, record.name), "")
+
+    def do_delete(current: str) -> tuple[str, pd.DataFrame, Any, Any]:
+        try:
+            record = studio.delete_dataset(current or "")
+        except Exception as e:  # noqa: BLE001
+            return views.error_markdown(e), listing(), gr.update(), gr.update(visible=False)
+        return (f"🗑️ Deleted **{views.esc(record.name)}** and its files ({views.plural(record.rows, 'row')}).",
+                listing(), names_update(studio), gr.update(visible=False))
+
+    def do_stats(dataset_name: str, model_name: str, limit: float | None,
+                 progress: gr.Progress = PROGRESS) -> tuple[str, Any]:
+        try:
+            stats = studio.dataset_stats(dataset_name or "", model_name or "", int(limit or 0),
+                                         lambda f, m: progress(f, desc=m))
+        except Exception as e:  # noqa: BLE001
+            return views.error_markdown(e), None
+        # A plain frame, always with both series: Gradio 6 draws nothing after a gr.BarPlot(...) update, or after
+        # starting from an empty frame, and keeps the series a coloured plot first saw.
+        return views.stats_markdown(stats), views.histogram_frame(stats)
+
+    def do_preview(dataset_name: str) -> tuple[list, pd.DataFrame]:
+        if not dataset_name:
+            return [], pd.DataFrame(columns=["row", "id", "images", "conversation"])
+        try:
+            folder, samples = studio.dataset_rows(dataset_name)
+        except Exception as e:  # noqa: BLE001
+            raise gr.Error(views.error_markdown(e)) from e
+        pictures, table_rows = [], []
+        for index, s in enumerate(samples):
+            dialogue = "\n".join(f"{m.role}: {m.content}" for m in s.messages)
+            for image in s.images[:1]:
+                pictures.append((_thumbnail(folder / image), f"{index} · {s.id}: {s.messages[-1].content[:60]}"))
+            table_rows.append({"row": index, "id": s.id, "images": len(s.images), "conversation": dialogue})
+        return pictures, pd.DataFrame(table_rows, columns=["row", "id", "images", "conversation"])
+
+    def do_row(dataset_name: str, index: float | None, model_name: str, limit: float | None) -> tuple:
+        empty = ([], views.conversation_frame(None), [], "")
+        if not dataset_name:
+            return empty
+        try:
+            preview = studio.preview_row(dataset_name, int(index or 0), model_name or "", int(limit or 0))
+        except Exception as e:  # noqa: BLE001
+            return [], views.conversation_frame(None), [], views.error_markdown(e)
+        pictures = [(_thumbnail(p, ROW_IMAGE_PX), p.name) for p in preview.images if p.is_file()]
+        return pictures, views.conversation_frame(preview), views.highlighted(preview), views.preview_info(preview)
+
+    def on_load(_current: str | None) -> tuple:
+        update = names_update(studio)  # the newest dataset: the one just added, most likely
+        return (update, listing(), *do_preview(update["value"]),
+                *do_row(update["value"], 0, TINY_MODEL, DEFAULT_MAX_LENGTH))
+
+    def pick_row(event: gr.SelectData) -> int:
+        return int(event.index[0]) if isinstance(event.index, (list, tuple)) else int(event.index)
+
+    inspect_button.click(do_inspect, [files, server_path, data_file, fmt, image_root],
+                         [inspection, fmt, detected, *slot_boxes], api_name="inspect_dataset")
+    fmt.input(do_inspect, [files, server_path, data_file, fmt, image_root], [inspection, fmt, detected, *slot_boxes],
+              api_visibility="private")
+    validate.click(do_validate, sources, [report], api_name="validate_dataset")
+    register.click(do_import, [files, server_path, data_file, name, fmt, image_root, eval_ratio, eval_path, eval_file,
+                               detected, *slot_boxes], [report, table, chosen], api_name="import_dataset")
+    legacy.click(do_register, [files, name], [report, table, chosen], api_name="register_dataset")
+    rename.click(do_rename, [chosen, new_name], [action, table, chosen, new_name], api_name="rename_dataset")
+    delete.click(lambda current: (gr.update(visible=True), f"Delete **{views.esc(current)}** and its files? Press "
+                 "**Really delete** to confirm."), chosen, [confirm, action], api_visibility="private")
+    confirm.click(do_delete, chosen, [action, table, chosen, confirm], api_name="delete_dataset")
+    compute.click(do_stats, [chosen, model, max_length], [stats_text, lengths], api_name="dataset_stats")
+    row_outputs = [row_images, conversation, seen, row_text]
+    chosen.change(do_preview, chosen, [gallery, rows], api_name="preview_dataset").then(
+        lambda: (0, STATS_HINT, None), None, [row, stats_text, lengths], api_visibility="private").then(
+        do_row, [chosen, row, model, max_length], row_outputs, api_visibility="private")
+    gr.on([row.submit, max_length.submit, model.input], do_row, [chosen, row, model, max_length], row_outputs,
+          api_name="preview_row")
+    previous.click(lambda i: max(int(i or 0) - 1, 0), row, row, api_visibility="private").then(
+        do_row, [chosen, row, model, max_length], row_outputs, api_visibility="private")
+    following.click(lambda i: int(i or 0) + 1, row, row, api_visibility="private").then(
+        do_row, [chosen, row, model, max_length], row_outputs, api_visibility="private")
+    rows.select(pick_row, None, row, api_visibility="private").then(
+        do_row, [chosen, row, model, max_length], row_outputs, api_visibility="private")
+    on_page_load = (on_load, [chosen], [chosen, table, gallery, rows, *row_outputs])
+    return {"chosen": chosen, "table": table, "preview": on_page_load}

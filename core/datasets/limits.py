@@ -41,6 +41,23 @@ class ImportLimits:
         return cls(**values)
 
 
+def parse_size(text: str | int) -> int:
+    """Bytes from a size as ``--max-upload`` takes it (Gradio's form): an int, or "500mb", "2gb", "100 kb"."""
+    if isinstance(text, int):
+        return text
+    raw = str(text).strip().lower().replace(" ", "")
+    for unit, scale in (("tb", 1024 ** 2 * MB), ("gb", 1024 * MB), ("mb", MB), ("kb", 1024), ("b", 1)):
+        if raw.endswith(unit):
+            raw, factor = raw[: -len(unit)], scale
+            break
+    else:
+        factor = 1
+    try:
+        return int(float(raw) * factor)
+    except ValueError:
+        raise ProblemsError([Problem(f"{text!r} is not a size like 500mb or 2gb", field="max_upload")]) from None
+
+
 def human_size(n: int) -> str:
     """Bytes as a short readable size: 512 B, 3.2 MB, 1.5 GB."""
     size = float(n)

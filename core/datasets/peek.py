@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from core.datasets.detect import detect_format, format_choices
+from core.datasets.detect import detect_format, format_choices, sample_keys
 from core.datasets.limits import ImportLimits
 from core.datasets.problem_log import ProblemLog
 from core.datasets.readers import Progress, read_rows
@@ -54,10 +54,11 @@ def inspect_source(source: Path, *, data_file: str | None = None, image_root: Pa
                     break
             if plan.data_file is None:
                 format, columns = format or "captions", columns or {"image": "file_name", "text": "text"}
+            # the keys and first rows come back even when detection fails, for the column-mapping form
+            result.update(keys=sample_keys(good), rows=[_shorten(r) for r in good[:rows]])
             detection = detect_format(good, override=format, columns=columns, file=plan.display) if good else None
             if detection is not None:
                 result.update(detection.to_dict())
-            result["rows"] = [_shorten(r) for r in good[:rows]]
             result["problems"] = [p.to_dict() for p in (problems + log.problems)[:20]]
     except ProblemsError as e:
         result["problems"] = [p.to_dict() for p in e.problems]
