@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import replace
 
 import pandas as pd
 
@@ -12,16 +11,10 @@ from core.dataset_preview import PreviewRow
 from core.dataset_stats import DatasetStats
 from core.problems import Problem, ProblemsError
 from core.registry import DatasetRecord
-from webui.messages import failure_markdown
+from webui.messages import esc, failure_markdown
 
 SHOWN_PER_GROUP = 5  # problems shown in full per kind
 TABLE_COLUMNS = ["name", "format", "train", "eval", "images", "excluded", "validation", "source", "added"]
-MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]#|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
-
-
-def esc(text: object) -> str:
-    """Text from a dataset or a message, safe inside Markdown: no markup, no HTML, one line."""
-    return str(text).translate(MD_SPECIAL).replace("\n", " ")
 
 
 def plural(n: int, word: str) -> str:
@@ -30,13 +23,6 @@ def plural(n: int, word: str) -> str:
 
 def code(text: object) -> str:
     return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
-
-
-def error_markdown(error: BaseException) -> str:
-    """``failure_markdown`` with the problems' messages escaped (they quote the person's data)."""
-    if isinstance(error, ProblemsError):
-        return failure_markdown(ProblemsError([replace(p, message=esc(p.message)) for p in error.problems]))
-    return esc(failure_markdown(error)).replace("❌ ", "❌ ", 1)
 
 
 def validation_summary(summary: dict) -> str:
@@ -117,7 +103,7 @@ def inspection_markdown(info: dict) -> str:
     if not info.get("format"):
         problems = [Problem(**p) for p in info.get("problems", [])]
         head = "**The format could not be detected.** Choose it below and map the columns, or fix the file:"
-        text = error_markdown(ProblemsError(problems)).replace("**Please fix these first:**", head, 1) \
+        text = failure_markdown(ProblemsError(problems)).replace("**Please fix these first:**", head, 1) \
             if problems else head
         keys = ", ".join(code(k) for k in info.get("keys") or [])
         return "\n".join([text, *([f"\nColumns in the file: {keys}"] if keys else []), *_first_row(info)])

@@ -15,6 +15,7 @@ from core.datasets.detect import format_choices
 from core.studio import Studio
 from core.train_config import TINY_MODEL, TrainConfig
 from webui import dataset_views as views
+from webui.messages import failure_markdown
 
 THUMBNAIL_PX = 160
 ROW_IMAGE_PX = 480
@@ -194,7 +195,7 @@ def build(studio: Studio) -> dict[str, Any]:
         try:
             info = studio.inspect_dataset(request)
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
-            return (views.error_markdown(e), gr.update(choices=format_menu()), {}, *slot_updates(None, [], {}))
+            return (failure_markdown(e), gr.update(choices=format_menu()), {}, *slot_updates(None, [], {}))
         found = info.get("format")
         state = {"format": found, "columns": dict(info.get("columns") or {})} if found else {}
         menu = format_menu(None if chosen_format else found)
@@ -209,7 +210,7 @@ def build(studio: Studio) -> dict[str, Any]:
             request = request_of(paths, path, data, chosen_format, root, ratio, eval_text, eval_upload, found, slots)
             summary = studio.validate_dataset(request, lambda f, m: progress(f, desc=m))
         except Exception as e:  # noqa: BLE001
-            return views.error_markdown(e)
+            return failure_markdown(e)
         return views.report_markdown(summary)
 
     @with_slot_parameters
@@ -221,7 +222,7 @@ def build(studio: Studio) -> dict[str, Any]:
             record, summary = studio.register_dataset(request, dataset_name or "",
                                                       lambda f, m: progress(f, desc=m))
         except Exception as e:  # noqa: BLE001
-            return views.error_markdown(e) + NOT_REGISTERED, listing(), gr.update()
+            return failure_markdown(e) + NOT_REGISTERED, listing(), gr.update()
         return (views.report_markdown(summary, record.name), listing(),
                 names_update(studio, record.name))
 
@@ -229,7 +230,7 @@ def build(studio: Studio) -> dict[str, Any]:
         try:
             record, summary = studio.register_upload([Path(p) for p in paths or []], dataset_name or "")
         except Exception as e:  # noqa: BLE001
-            return views.error_markdown(e) + NOT_REGISTERED, listing(), gr.update()
+            return failure_markdown(e) + NOT_REGISTERED, listing(), gr.update()
         return (views.report_markdown(summary, record.name), listing(),
                 names_update(studio, record.name))
 
@@ -237,7 +238,7 @@ def build(studio: Studio) -> dict[str, Any]:
         try:
             record = studio.rename_dataset(current or "", wanted or "")
         except Exception as e:  # noqa: BLE001
-            return views.error_markdown(e), listing(), gr.update(), wanted
+            return failure_markdown(e), listing(), gr.update(), wanted
         return (f"✏️ Renamed **{views.esc(current)}** to **{views.esc(record.name)}**.", listing(),
                 names_update(studio, record.name), "")
 
@@ -245,7 +246,7 @@ def build(studio: Studio) -> dict[str, Any]:
         try:
             record = studio.delete_dataset(current or "")
         except Exception as e:  # noqa: BLE001
-            return views.error_markdown(e), listing(), gr.update(), gr.update(visible=False)
+            return failure_markdown(e), listing(), gr.update(), gr.update(visible=False)
         return (f"🗑️ Deleted **{views.esc(record.name)}** and its files ({views.plural(record.rows, 'row')}).",
                 listing(), names_update(studio), gr.update(visible=False))
 
@@ -255,7 +256,7 @@ def build(studio: Studio) -> dict[str, Any]:
             stats = studio.dataset_stats(dataset_name or "", model_name or "", int(limit or 0),
                                          lambda f, m: progress(f, desc=m))
         except Exception as e:  # noqa: BLE001
-            return views.error_markdown(e), None
+            return failure_markdown(e), None
         # A plain frame, always with both series: Gradio 6 draws nothing after a gr.BarPlot(...) update, or after
         # starting from an empty frame, and keeps the series a coloured plot first saw.
         return views.stats_markdown(stats), views.histogram_frame(stats)
@@ -266,7 +267,7 @@ def build(studio: Studio) -> dict[str, Any]:
         try:
             folder, samples = studio.dataset_rows(dataset_name)
         except Exception as e:  # noqa: BLE001
-            raise gr.Error(views.error_markdown(e)) from e
+            raise gr.Error(failure_markdown(e)) from e
         pictures, table_rows = [], []
         for index, s in enumerate(samples):
             dialogue = "\n".join(f"{m.role}: {m.content}" for m in s.messages)
@@ -282,7 +283,7 @@ def build(studio: Studio) -> dict[str, Any]:
         try:
             preview = studio.preview_row(dataset_name, int(index or 0), model_name or "", int(limit or 0))
         except Exception as e:  # noqa: BLE001
-            return [], views.conversation_frame(None), [], views.error_markdown(e)
+            return [], views.conversation_frame(None), [], failure_markdown(e)
         pictures = [(_thumbnail(p, ROW_IMAGE_PX), p.name) for p in preview.images if p.is_file()]
         return pictures, views.conversation_frame(preview), views.highlighted(preview), views.preview_info(preview)
 

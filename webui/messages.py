@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from core.problems import Problem, ProblemsError
 
+MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]#|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+
+
+def esc(text: object) -> str:
+    """Text from a dataset or a message, safe inside Markdown: no markup, no HTML, one line."""
+    return str(text).translate(MD_SPECIAL).replace("\n", " ")
+
 
 def problems_markdown(problems: list[Problem], title: str = "Please fix these first:") -> str:
     if not problems:
@@ -12,7 +19,8 @@ def problems_markdown(problems: list[Problem], title: str = "Please fix these fi
     for p in problems:
         where = p.where()
         icon = "⚠️" if p.severity == "warning" else "❌"
-        lines.append(f"- {icon} {'`' + where + '` — ' if where else ''}{p.message}")
+        where_code = "`" + where.replace("`", "'") + "` — " if where else ""
+        lines.append(f"- {icon} {where_code}{esc(p.message)}")
     return "\n".join(lines)
 
 
@@ -21,5 +29,5 @@ def failure_markdown(error: BaseException) -> str:
     if isinstance(error, ProblemsError):
         return problems_markdown(error.problems)
     if isinstance(error, KeyError):
-        return f"❌ {error.args[0] if error.args else error}"
-    return f"❌ {type(error).__name__}: {error}"
+        return f"❌ {esc(error.args[0] if error.args else error)}"
+    return f"❌ {esc(type(error).__name__)}: {esc(error)}"
