@@ -38,6 +38,11 @@ class RunRow(Base):
     params_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # trainable/total per part
     artefact_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempt: Mapped[int] = mapped_column(Integer, default=1)  # 1 + how many times the run was resumed
+    # The memory estimate when the run started (core.memory, GB of 1e9 bytes); None for older or headless runs.
+    est_total_gb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    est_allocated_gb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    est_reserved_gb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    est_breakdown_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # {term label: GB}
 
 
 class DatasetRow(Base):
@@ -52,6 +57,28 @@ class DatasetRow(Base):
     images: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[float] = mapped_column(Float)
     summary_json: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class CalibrationRow(Base):
+    """One finished CUDA run: its config, the estimate and the measured peaks (torch.cuda.max_memory_*)."""
+
+    __tablename__ = "calibration_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[float] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(32))
+    config_json: Mapped[str] = mapped_column(Text)
+    device_name: Mapped[str] = mapped_column(Text, default="")
+    card_gb: Mapped[float | None] = mapped_column(Float, nullable=True)
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    est_total_gb: Mapped[float] = mapped_column(Float)
+    est_allocated_gb: Mapped[float] = mapped_column(Float)
+    est_reserved_gb: Mapped[float] = mapped_column(Float)
+    measured_allocated_gb: Mapped[float] = mapped_column(Float)
+    measured_reserved_gb: Mapped[float] = mapped_column(Float)
 
 
 # Migrations are frozen SQL: the ORM classes above describe the newest schema, these describe each step to it.
@@ -80,8 +107,28 @@ def _v2_run_attempts(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1"))
 
 
+_V3_MEMORY = (
+    "ALTER TABLE runs ADD COLUMN est_total_gb FLOAT",
+    "ALTER TABLE runs ADD COLUMN est_allocated_gb FLOAT",
+    "ALTER TABLE runs ADD COLUMN est_reserved_gb FLOAT",
+    "ALTER TABLE runs ADD COLUMN est_breakdown_json TEXT",
+    """CREATE TABLE calibration_points (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER, attempt INTEGER NOT NULL DEFAULT 1,
+        created_at FLOAT NOT NULL, model TEXT NOT NULL, method VARCHAR(32) NOT NULL, config_json TEXT NOT NULL,
+        device_name TEXT NOT NULL DEFAULT '', card_gb FLOAT, steps INTEGER NOT NULL DEFAULT 0,
+        est_total_gb FLOAT NOT NULL, est_allocated_gb FLOAT NOT NULL, est_reserved_gb FLOAT NOT NULL,
+        measured_allocated_gb FLOAT NOT NULL, measured_reserved_gb FLOAT NOT NULL)""",
+    "CREATE INDEX ix_calibration_points_run_id ON calibration_points (run_id)",
+)
+
+
+def _v3_memory_estimates(conn: Connection) -> None:
+    for statement in _V3_MEMORY:
+        conn.execute(text(statement))
+
+
 # Append new migrations at the end; never edit one that has shipped.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_run_attempts]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_run_attempts, _v3_memory_estimates]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from core.dataset_catalog import DatasetCatalog
+from core.memory_advisor import MemoryAdvisor
 from core.paths import DATA_DIR_ENV, StudioPaths
 from core.problems import Problem, ProblemsError
 from core.processes import SIGKILL, SIGTERM, heartbeat_seconds, is_alive, process_start_time, signal_group
@@ -49,6 +50,7 @@ class Launcher:
         self.registry = registry
         self.catalog = catalog
         self._children: dict[int, subprocess.Popen] = {}
+        self.memory = MemoryAdvisor(paths, registry)  # the studio shares its own (one architecture cache)
 
     def check(self, config: TrainConfig) -> list[Problem]:
         """Every problem that would stop this config from starting, the dataset's existence included."""
@@ -71,6 +73,7 @@ class Launcher:
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / CONFIG_FILE)
         self.registry.update_run(run_id, run_dir=str(run_dir))
+        self.memory.store_run_estimate(run_id, config)  # the Runs tab draws it beside the measured curve
         self._spawn(run_id, run_dir)
         return run_id
 

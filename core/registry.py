@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db_schema import DatasetRow, RunRow, migrate
+from core.db_schema import CalibrationRow, DatasetRow, RunRow, migrate
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("completed", "stopped", "failed", "failed_oom", "lost")
@@ -59,6 +59,7 @@ class RunRecord:
     params: dict[str, Any] | None
     artefact_dir: str | None
     attempt: int
+    estimate: dict[str, Any] | None = None  # total/allocated/reserved GB and breakdown when the run started
 
     @classmethod
     def of(cls, row: RunRow) -> RunRecord:
@@ -69,8 +70,42 @@ class RunRecord:
             heartbeat_at=row.heartbeat_at, stop_requested_at=row.stop_requested_at, exit_code=row.exit_code,
             error=row.error, step=row.step, total_steps=row.total_steps, last_loss=row.last_loss,
             params=json.loads(row.params_json) if row.params_json else None, artefact_dir=row.artefact_dir,
-            attempt=row.attempt,
+            attempt=row.attempt, estimate=_estimate_of(row),
         )
+
+
+def _estimate_of(row: RunRow) -> dict[str, Any] | None:
+    if row.est_total_gb is None:
+        return None
+    return {"total_gb": row.est_total_gb, "allocated_gb": row.est_allocated_gb, "reserved_gb": row.est_reserved_gb,
+            "breakdown": json.loads(row.est_breakdown_json or "{}")}
+
+
+@dataclass
+class CalibrationRecord:
+    """A finished CUDA run's estimate beside its measured peaks (GB of 1e9 bytes)."""
+
+    id: int
+    run_id: int | None
+    attempt: int
+    created_at: float
+    model: str
+    method: str
+    config: dict[str, Any]
+    device_name: str
+    card_gb: float | None
+    steps: int
+    est_total_gb: float
+    est_allocated_gb: float
+    est_reserved_gb: float
+    measured_allocated_gb: float
+    measured_reserved_gb: float
+
+    @classmethod
+    def of(cls, row: CalibrationRow) -> CalibrationRecord:
+        return cls(row.id, row.run_id, row.attempt, row.created_at, row.model, row.method,
+                   json.loads(row.config_json), row.device_name, row.card_gb, row.steps, row.est_total_gb,
+                   row.est_allocated_gb, row.est_reserved_gb, row.measured_allocated_gb, row.measured_reserved_gb)
 
 
 @dataclass
@@ -186,6 +221,38 @@ class Registry:
             if statuses:
                 query = query.where(RunRow.status.in_(statuses))
             return [RunRecord.of(r) for r in s.scalars(query)]
+
+    # --- memory estimates and calibration ------------------------------------------------------------------
+    def set_run_estimate(self, run_id: int, total_gb: float, allocated_gb: float, reserved_gb: float,
+                         breakdown: dict[str, float]) -> None:
+        """Store the memory estimate a run started with."""
+        with self.session() as s, s.begin():
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise KeyError(f"no run {run_id}")
+            row.est_total_gb, row.est_allocated_gb, row.est_reserved_gb = total_gb, allocated_gb, reserved_gb
+            row.est_breakdown_json = json.dumps(breakdown)
+
+    def add_calibration_point(self, *, run_id: int | None, config: dict[str, Any], estimate: dict[str, Any],
+                              measured_allocated_gb: float, measured_reserved_gb: float, device_name: str = "",
+                              card_gb: float | None = None, steps: int = 0, attempt: int = 1) -> int:
+        """Record a finished run's estimate (``total_gb``, ``allocated_gb``, ``reserved_gb``) and measured peaks."""
+        with self.session() as s, s.begin():
+            row = CalibrationRow(
+                run_id=run_id, attempt=attempt, created_at=time.time(), model=str(config.get("model", "")),
+                method=str(config.get("method", "")), config_json=json.dumps(config), device_name=device_name,
+                card_gb=card_gb, steps=steps, est_total_gb=float(estimate["total_gb"]),
+                est_allocated_gb=float(estimate["allocated_gb"]), est_reserved_gb=float(estimate["reserved_gb"]),
+                measured_allocated_gb=float(measured_allocated_gb), measured_reserved_gb=float(measured_reserved_gb))
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def list_calibration_points(self) -> list[CalibrationRecord]:
+        """Every calibration point, newest first."""
+        with self.reader() as s:
+            query = select(CalibrationRow).order_by(CalibrationRow.id.desc())
+            return [CalibrationRecord.of(r) for r in s.scalars(query)]
 
     # --- datasets -----------------------------------------------------------------------------------------
     def add_dataset(self, name: str, source: str, format: str, path: str, rows: int, images: int,

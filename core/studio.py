@@ -16,6 +16,7 @@ from core.datasets.importer import ProgressCallback
 from core.datasets.limits import ImportLimits, parse_size
 from core.datasets.records import SAMPLES_FILE, Message, Sample, read_samples
 from core.launcher import Launcher
+from core.memory_advisor import MemoryAdvisor
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.processes import heartbeat_seconds
@@ -39,6 +40,7 @@ class Studio:
         self.catalog = DatasetCatalog(self.paths, self.registry)
         self.launcher = Launcher(self.paths, self.registry, self.catalog)
         self.chat = ChatService(self.paths, self.registry)
+        self.memory = self.launcher.memory = MemoryAdvisor(self.paths, self.registry)
         self._watchdog_stop = threading.Event()
 
     def start_watchdog(self) -> None:

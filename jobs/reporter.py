@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import psutil
 
+from core.memory_advisor import MemoryAdvisor
 from core.processes import heartbeat_seconds
 from core.registry import Registry
 from core.run_files import METRICS_FILE
@@ -55,9 +56,36 @@ class Reporter:
         self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
 
+    def record_memory_peaks(self, advisor: MemoryAdvisor, config: Any, steps: int = 0,
+                            peaks: dict[str, Any] | None = None) -> int | None:
+        """On CUDA, store the run's measured peaks (``peaks``, else read from torch) beside its estimate as a
+        calibration point; CPU runs record nothing. Never raises: a failed record must not fail a finished run."""
+        try:
+            peaks = peaks or cuda_peaks()
+            if peaks is None:
+                return None
+            return advisor.record_calibration(self.run_id, config, peaks["allocated_gb"], peaks["reserved_gb"],
+                                              device_name=peaks["name"], card_gb=peaks["card_gb"], steps=steps)
+        except Exception as e:  # noqa: BLE001
+            print(f"recording the memory peaks failed: {e}", flush=True)
+            return None
+
     def finish(self, status: str, *, error: str | None = None, exit_code: int = 0, **fields: Any) -> None:
         self._stop.set()
         if self._metrics is not None:
             self._metrics.close()
         self.registry.set_status(self.run_id, status, error=error, exit_code=exit_code,
                                  heartbeat_at=time.time(), **fields)
+
+
+def cuda_peaks() -> dict[str, Any] | None:
+    """This process's peak CUDA memory (GB of 1e9 bytes) and its card, or None if it never used CUDA."""
+    import torch
+
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    device = torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(device)
+    return {"allocated_gb": torch.cuda.max_memory_allocated(device) / 1e9,
+            "reserved_gb": torch.cuda.max_memory_reserved(device) / 1e9, "name": str(props.name),
+            "card_gb": props.total_memory / 1e9}

@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 
 from core.dataset_catalog import DatasetCatalog
+from core.memory_advisor import MemoryAdvisor
 from core.models.loading import resolve_model
 from core.paths import StudioPaths
 from core.problems import ProblemsError
@@ -30,6 +31,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run (--run-id) from its newest complete checkpoint")
     return parser.parse_args(argv)
+
+
+def traceback_tail(lines: int = 12) -> str:
+    """The end of the current exception's traceback: where it was raised, kept with the run's status."""
+    return "\n".join(traceback.format_exc().rstrip().splitlines()[-lines:])
 
 
 def prepare_resume(run_dir: Path) -> Path:
@@ -95,10 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OOM
     except BaseException as e:  # noqa: BLE001 - every failure must be recorded before the process ends
         traceback.print_exc()
-        message = str(e) if isinstance(e, ProblemsError) else f"{type(e).__name__}: {e}"
+        message = str(e) if isinstance(e, ProblemsError) else f"{type(e).__name__}: {e}\n\n{traceback_tail()}"
         reporter.finish("failed", error=message, exit_code=EXIT_FAILED)
         return EXIT_FAILED
     status = "stopped" if outcome.stopped else "completed"
+    if outcome.steps:  # CUDA only: measured peaks beside the estimate, for the Runs tab's calibration table
+        reporter.record_memory_peaks(MemoryAdvisor(paths, registry), config, outcome.steps)
     reporter.finish(status, exit_code=0, artefact_dir=str(outcome.artefact_dir), step=outcome.steps,
                     last_loss=outcome.final_loss)
     print(f"{status} after {outcome.steps} steps; result in {outcome.artefact_dir}", flush=True)

@@ -52,3 +52,14 @@ def test_chat_prompt_carries_earlier_turns(tiny_model_cache: Path) -> None:
     prompt = enc.render(SAMPLE.messages[:4], add_generation_prompt=True)
     assert prompt.index("What colour is it?") < prompt.index("Red.") < prompt.index("And the shape?")
     assert prompt.endswith("<|assistant|>\n")
+
+
+def test_the_tiny_model_builds_once_when_threads_ask_together(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.models.tiny_llava import ensure_tiny_llava
+
+    with ThreadPoolExecutor(4) as pool:
+        folders = list(pool.map(lambda _: ensure_tiny_llava(tmp_path), range(4)))
+    assert len(set(folders)) == 1 and (folders[0] / "model.safetensors").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny-random-llava"]  # no staging folder left behind

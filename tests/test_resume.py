@@ -110,7 +110,7 @@ def test_sigkill_at_random_moments_always_leaves_a_resumable_run(studio) -> None
     from jobs.checkpoints import load_checkpoint
 
     rng = random.Random(11)
-    total = 40
+    total = 120
     run_id = studio.launcher.start(fast_config(max_steps=total, save_steps=1, save_total_limit=2))
     model_dir = studio.paths.models_dir / "tiny-random-llava"
     kills = 0
@@ -121,6 +121,8 @@ def test_sigkill_at_random_moments_always_leaves_a_resumable_run(studio) -> None
         wait_for_step(studio, run_id, run.step + 1)
         time.sleep(rng.uniform(0.0, 0.4))  # saves happen every step: many kills land inside one
         kill_group(studio, run_id)
+        if studio.registry.get_run(run_id).status == "completed":
+            break  # it finished before the signal landed
         kills += 1
         run_dir = Path(studio.registry.get_run(run_id).run_dir)
         newest = latest_complete_checkpoint(run_dir)

@@ -16,6 +16,16 @@ POLL_SECONDS = 2.0
 STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "failed": "❌",
                 "failed_oom": "💥", "lost": "❓"}
 RUN_COLUMNS = ["id", "name", "status", "method", "model", "dataset", "step", "loss", "started"]
+CALIBRATION_COLUMNS = ["run", "config", "device", "estimated peak", "est. allocated", "measured allocated",
+                       "allocated error", "est. reserved", "measured reserved", "reserved error"]
+CALIBRATION_WIDTHS = ["5%", "23%", "12%", "8%", "8%", "8%", "9%", "8%", "8%", "11%"]
+CALIBRATION_HELP = (
+    "Each run that ends on CUDA (completed or stopped) records its measured peaks, `torch.cuda.max_memory_allocated` "
+    "and `max_memory_reserved`, beside the estimate it started with. Error = estimated − measured. The estimated "
+    "peak adds the CUDA context to the reserved figure. CPU runs record none.")
+MEMORY_TITLE = "Memory (MB)"
+CPU_MEMORY_TITLE = "Memory (MB): this CPU run's process RSS, and the GPU peak estimated for the card"
+MB_PER_GB = 1e9 / 2**20  # the estimate is in GB of 1e9 bytes, the measured curves in MB of 2**20
 
 
 def runs_table(studio: Studio) -> pd.DataFrame:
@@ -47,6 +57,10 @@ def details_markdown(view: Any) -> str:
         total = r.params.get("all", {})
         lines.append(f"\nTrainable parameters: **{total.get('trainable', 0):,}** of {total.get('total', 0):,} "
                      f"({parts})")
+    if r.estimate:
+        e = r.estimate
+        lines.append(f"\nEstimated peak GPU memory when it started: **{e['total_gb']:.2f} GB** (PyTorch allocated "
+                     f"{e['allocated_gb']:.2f} GB, reserved {e['reserved_gb']:.2f} GB, plus the CUDA context)")
     if r.artefact_dir:
         lines.append(f"\nResult: `{r.artefact_dir}`")
     lines.append(f"\nHeadless command:\n```\n{view.command}\n```")
@@ -67,11 +81,46 @@ def plot_update(frame: pd.DataFrame, colour: str) -> gr.LinePlot:
     return gr.LinePlot(value=frame, colors_in_legend=list(dict.fromkeys(frame[colour])))
 
 
-def memory_frame(metrics: list[dict]) -> pd.DataFrame:
-    series = {"mem_rss_mb": "process RSS", "mem_allocated_mb": "GPU allocated", "mem_reserved_mb": "GPU reserved"}
+def memory_update(frame: pd.DataFrame, cpu_estimate: bool = False) -> gr.LinePlot:
+    """The memory plot's new data with its series named (see ``plot_update``) and a title saying what is drawn."""
+    return gr.LinePlot(value=frame, colors_in_legend=list(dict.fromkeys(frame["series"])),
+                       title=CPU_MEMORY_TITLE if cpu_estimate else MEMORY_TITLE)
+
+
+def memory_frame(metrics: list[dict], estimate: dict | None = None, total_steps: int = 0) -> pd.DataFrame:
+    """Measured memory per logged step and, as flat lines, the estimate the run started with: on CUDA its
+    allocated and reserved peaks, on CPU the whole-card GPU peak (the run itself uses RAM: process RSS)."""
+    series = {"mem_rss_mb": "process RSS", "mem_allocated_mb": "GPU allocated", "mem_reserved_mb": "GPU reserved",
+              "mem_peak_allocated_mb": "GPU peak allocated"}
     rows = [{"step": m["step"], "MB": m[key], "series": label}
             for m in metrics for key, label in series.items() if key in m]
+    if estimate:
+        steps = sorted({0, *(m["step"] for m in metrics)}) if metrics else [0, max(1, total_steps)]
+        if any("mem_allocated_mb" in m for m in metrics):
+            lines = {"estimated peak allocated": estimate["allocated_gb"],
+                     "estimated peak reserved": estimate["reserved_gb"]}
+        else:  # what the card would have to hold, context included; the run itself measures RAM
+            lines = {"estimated GPU peak": estimate["total_gb"]}
+        rows += [{"step": step, "MB": gb * MB_PER_GB, "series": label} for label, gb in lines.items()
+                 for step in steps]
     return typed_frame(rows, "step", "MB", "series")
+
+
+def calibration_table(points: list[dict]) -> pd.DataFrame:
+    def error(gb: float, pct: float | None) -> str:
+        return f"{gb:+.2f} GB" + (f" ({pct:+.1f}%)" if pct is not None else "")
+
+    rows = [{
+        "run": p["run_id"], "config": p["summary"], "device": p["device"],
+        "estimated peak": f"{p['estimated_total_gb']:.2f} GB",
+        "est. allocated": f"{p['estimated_allocated_gb']:.2f} GB",
+        "measured allocated": f"{p['measured_allocated_gb']:.2f} GB",
+        "allocated error": error(p["allocated_error_gb"], p["allocated_error_pct"]),
+        "est. reserved": f"{p['estimated_reserved_gb']:.2f} GB",
+        "measured reserved": f"{p['measured_reserved_gb']:.2f} GB",
+        "reserved error": error(p["reserved_error_gb"], p["reserved_error_pct"]),
+    } for p in points]
+    return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
 
 
 def build(studio: Studio) -> dict[str, Any]:
@@ -88,21 +137,27 @@ def build(studio: Studio) -> dict[str, Any]:
     with gr.Row():
         loss_plot = gr.LinePlot(typed_frame([], "step", "loss", "run"), x="step", y="loss", color="run",
                                 title="Training loss", height=300)
-        memory_plot = gr.LinePlot(memory_frame([]), x="step", y="MB", color="series", title="Memory (MB)",
+        memory_plot = gr.LinePlot(memory_frame([]), x="step", y="MB", color="series", title=MEMORY_TITLE,
                                   height=300)
     log = gr.Textbox(label="Log (tail)", lines=12, max_lines=12, autoscroll=True, interactive=False)
     with gr.Accordion("Raw metrics", open=False):
         raw = gr.JSON(label="metrics.jsonl")
+    with gr.Accordion("Memory calibration: estimated vs measured peaks (CUDA runs)", open=False) as calibration:
+        gr.Markdown(CALIBRATION_HELP)
+        points = gr.Dataframe(lambda: calibration_table(studio.memory.calibration_points()), interactive=False,
+                              wrap=True, label="Calibration points", column_widths=CALIBRATION_WIDTHS)
+        refresh_points = gr.Button("Refresh", size="sm")
+        points_json = gr.JSON(visible=False)
 
     def show_run(run_id: int | None, others: list[int] | None) -> tuple:
         if run_id is None:
             return ("", plot_update(typed_frame([], "step", "loss", "run"), "run"),
-                    plot_update(memory_frame([]), "series"), "", [])
+                    memory_update(memory_frame([])), "", [])
         try:
             view = studio.run_view(int(run_id))
         except Exception as e:  # noqa: BLE001
             return (failure_markdown(e), plot_update(typed_frame([], "step", "loss", "run"), "run"),
-                    plot_update(memory_frame([]), "series"), "", [])
+                    memory_update(memory_frame([])), "", [])
         loss_rows = [{"step": m["step"], "loss": m["loss"], "run": f"{view.run.id}: {view.run.name}"}
                      for m in view.metrics]
         for other in others or []:
@@ -114,8 +169,10 @@ def build(studio: Studio) -> dict[str, Any]:
                 continue
             loss_rows += [{"step": m["step"], "loss": m["loss"], "run": f"{o.run.id}: {o.run.name}"}
                           for m in o.metrics]
+        memory = memory_frame(view.metrics, view.run.estimate, view.run.total_steps)
+        cpu = any("mem_rss_mb" in m for m in view.metrics)
         return (details_markdown(view), plot_update(typed_frame(loss_rows, "step", "loss", "run"), "run"),
-                plot_update(memory_frame(view.metrics), "series"), view.log, view.metrics)
+                memory_update(memory, cpu and view.run.estimate is not None), view.log, view.metrics)
 
     def refresh(run_id: int | None, others: list[int] | None) -> tuple:
         choices = run_choices(studio)
@@ -146,6 +203,10 @@ def build(studio: Studio) -> dict[str, Any]:
                             "total_steps": r.total_steps, "error": r.error, "attempt": r.attempt}
                            for r in studio.list_runs()])
 
+    def list_points() -> tuple[pd.DataFrame, list[dict]]:
+        found = studio.memory.calibration_points()
+        return calibration_table(found), found
+
     outputs = [details, loss_plot, memory_plot, log, raw]
     timer.tick(refresh, [chosen, compare], [table, chosen, compare, *outputs], api_visibility="private",
                show_progress="hidden")
@@ -156,4 +217,6 @@ def build(studio: Studio) -> dict[str, Any]:
     hidden = gr.Button(visible=False)
     listing = gr.Textbox(visible=False)
     hidden.click(list_runs_json, None, listing, api_name="list_runs")
+    refresh_points.click(list_points, None, [points, points_json], api_name="calibration_points")
+    calibration.expand(list_points, None, [points, points_json], api_visibility="private")
     return {"chosen": chosen}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 BUILD_VERSION = "1"
@@ -112,9 +113,21 @@ def _build_into(folder: Path) -> None:
     (folder / "BUILD_VERSION").write_text(BUILD_VERSION)
 
 
+_BUILD_LOCK = threading.Lock()
+
+
 def ensure_tiny_llava(models_dir: Path) -> Path:
-    """Return the folder of the tiny model, building it first if it is missing or from an older build."""
-    target = Path(models_dir) / "tiny-random-llava"
+    """Return the folder of the tiny model, building it first if it is missing or from an older build.
+
+    Threads of one process build it one at a time (the page's load-time calls can ask together, and transformers'
+    lazy imports are not safe to race); separate processes are kept apart by the atomic rename below.
+    """
+    with _BUILD_LOCK:
+        return _ensure(Path(models_dir))
+
+
+def _ensure(models_dir: Path) -> Path:
+    target = models_dir / "tiny-random-llava"
     marker = target / "BUILD_VERSION"
     if marker.is_file() and marker.read_text().strip() == BUILD_VERSION:
         return target
