@@ -200,18 +200,24 @@ class MemoryAdvisor:
         """The Estimate of a parsed config; raises ModelUnavailable."""
         return estimate(inputs_from_train_config(config, self.architecture(config.model)))
 
+    def _subject(self, values: dict[str, Any] | TrainConfig, card: Any) -> tuple[dict, Any, Any, dict | None]:
+        """The card, the parsed config and the model's architecture; or a refusal saying why not."""
+        chosen = self.card(card)
+        config, reason = self.config_of(values)
+        if config is None:
+            return chosen, None, None, {"ok": False, "reason": reason, "card": chosen}
+        try:
+            return chosen, config, self.architecture(config.model), None
+        except ModelUnavailable as e:
+            return chosen, config, None, {"ok": False, "reason": str(e), "card": chosen}
+
     def estimate(self, values: dict[str, Any] | TrainConfig, card: Any = None) -> dict[str, Any]:
         """Predicted peak for form values on a card: {"ok", "total_gb", "allocated_gb", "reserved_gb",
         "paged_gb", "breakdown" (label -> GB, adding up to total_gb), "terms", "params", "card", "verdict",
         "headroom_gb"}; or {"ok": False, "reason": sentence, "card"}."""
-        chosen = self.card(card)
-        config, reason = self.config_of(values)
-        if config is None:
-            return {"ok": False, "reason": reason, "card": chosen}
-        try:
-            arch = self.architecture(config.model)
-        except ModelUnavailable as e:
-            return {"ok": False, "reason": str(e), "card": chosen}
+        chosen, config, arch, refusal = self._subject(values, card)
+        if refusal:
+            return refusal
         est = estimate(inputs_from_train_config(config, arch))
         return {
             "ok": True, "model": config.model, "params": arch.total_params(),
@@ -225,14 +231,9 @@ class MemoryAdvisor:
         """Fit to the card: {"ok", "card", "before_gb", "before_verdict", "proposals" ([{"changes", "sentence",
         "saving_gb"}]), "changes" (every field to set), "after_gb", "after_verdict", "values" (the whole config
         after the changes)}; or {"ok": False, "reason", "card"}."""
-        chosen = self.card(card)
-        config, reason = self.config_of(values)
-        if config is None:
-            return {"ok": False, "reason": reason, "card": chosen}
-        try:
-            arch = self.architecture(config.model)
-        except ModelUnavailable as e:
-            return {"ok": False, "reason": str(e), "card": chosen}
+        chosen, config, arch, refusal = self._subject(values, card)
+        if refusal:
+            return refusal
         before = estimate(inputs_from_train_config(config, arch)).total_gb
         proposals = fit_to_card(config, arch, chosen["gb"])
         after_config = apply_proposals(config, proposals)

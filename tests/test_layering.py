@@ -40,7 +40,7 @@ def test_no_shell_and_small_documented_modules() -> None:
     for package in PACKAGES:
         for path in modules(package):
             text = path.read_text()
-            assert "shell=True" not in text, path
+            assert "shell" + "=True" not in text, path  # spelled apart so this line does not match itself
             assert len(text.splitlines()) <= 400, path
             assert ast.get_docstring(ast.parse(text)), f"{path} has no module docstring"
             assert path.stem not in ("utils", "util"), path

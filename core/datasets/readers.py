@@ -68,6 +68,15 @@ def _check_bom(head: bytes, name: str) -> None:
         raise ProblemsError([Problem("the file is UTF-16 text; save it as UTF-8", file=name, line=1)])
 
 
+def _first_line(raw: bytes, name: str, log: ProblemLog) -> bytes:
+    """The first line with a UTF-8 byte order mark skipped (and noted); other encodings' marks are errors."""
+    _check_bom(raw, name)
+    if raw.startswith(UTF8_BOM):
+        log.warn("note", "the file starts with a UTF-8 byte order mark; it was skipped", file=name, line=1)
+        return raw[len(UTF8_BOM):]
+    return raw
+
+
 def read_jsonl(path: Path, name: str, progress: Progress, log: ProblemLog, encoding: str = "utf-8") -> Iterator[RawRow]:
     """One JSON object per line; a bad line is an error for that line only."""
     decoder = json.JSONDecoder()
@@ -75,10 +84,7 @@ def read_jsonl(path: Path, name: str, progress: Progress, log: ProblemLog, encod
         for lineno, raw in enumerate(f, 1):
             progress.done += len(raw)
             if lineno == 1:
-                _check_bom(raw, name)
-                if raw.startswith(UTF8_BOM):
-                    raw = raw[len(UTF8_BOM):]
-                    log.warn("note", "the file starts with a UTF-8 byte order mark; it was skipped", file=name, line=1)
+                raw = _first_line(raw, name, log)
             try:
                 text = raw.decode(encoding)
             except UnicodeDecodeError as e:
@@ -267,10 +273,7 @@ def _csv_lines(f, encoding: str, progress: Progress, bad: dict[int, RowError], n
     for lineno, raw in enumerate(f, 1):
         progress.done += len(raw)
         if lineno == 1:
-            _check_bom(raw, name)
-            if raw.startswith(UTF8_BOM):
-                raw = raw[len(UTF8_BOM):]
-                log.warn("note", "the file starts with a UTF-8 byte order mark; it was skipped", file=name, line=1)
+            raw = _first_line(raw, name, log)
         try:
             yield raw.decode(encoding)
         except UnicodeDecodeError as e:
