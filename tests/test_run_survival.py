@@ -100,3 +100,22 @@ def test_killing_the_web_server_neither_stops_nor_forgets_a_run(data_dir: Path) 
     finally:
         os.killpg(second.pid, signal.SIGKILL)
         second.wait()
+
+
+STUBBORN = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ignoring SIGTERM', flush=True)\ntime.sleep(600)\n"
+
+
+def test_a_job_that_ignores_stop_is_killed_after_the_grace_period(studio, monkeypatch) -> None:
+    from jobs_helpers import wait_for
+
+    monkeypatch.setattr(core.launcher, "headless_command", lambda *a, **k: [sys.executable, "-c", STUBBORN])
+    run_id = studio.launcher.start(fast_config())
+    run = studio.registry.get_run(run_id)
+    log = Path(run.run_dir) / LOG_FILE
+    deadline = time.monotonic() + 30
+    while "ignoring SIGTERM" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert studio.launcher.stop(run_id, grace=1.0)
+    stopped = wait_for(studio.registry, run_id, ("stopped",), timeout=30)
+    assert "killed" in stopped.error
+    assert not is_alive(run.pid, run.pid_started_at)
