@@ -102,7 +102,8 @@ def test_killing_the_web_server_neither_stops_nor_forgets_a_run(data_dir: Path) 
         second.wait()
 
 
-STUBBORN = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ignoring SIGTERM', flush=True)\ntime.sleep(600)\n"
+STUBBORN = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "print('ignoring SIGTERM', flush=True)\ntime.sleep(600)\n")
 
 
 def test_a_job_that_ignores_stop_is_killed_after_the_grace_period(studio, monkeypatch) -> None:
