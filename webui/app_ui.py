@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from core.studio import Studio
-from webui import chat_tab, datasets_tab, runs_tab, train_tab
+from webui import chat_tab, datasets_tab, export_tab, runs_tab, train_tab
 
 TITLE = "Fine-tuning Studio"
 
@@ -23,6 +23,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                 runs = runs_tab.build(studio)
             with gr.Tab("Chat") as chat_page:
                 chat = chat_tab.build(studio)
+            with gr.Tab("Export") as export_page:
+                export = export_tab.build(studio)
         preview, preview_in, preview_out = datasets["preview"]
         app.load(preview, preview_in, preview_out, api_visibility="private")
         # Lists that other tabs change are re-read when their tab opens.
@@ -32,4 +34,6 @@ def build_app(studio: Studio) -> gr.Blocks:
                          api_visibility="private")
         chat_page.select(lambda: gr.update(choices=studio.chat_choices()), None, chat["model"],
                          api_visibility="private")
+        export_page.select(lambda: gr.update(choices=export["choices"]()), None, export["chosen"],
+                           api_visibility="private")
     return app

@@ -1,0 +1,205 @@
+"""Export a finished run: its result as one zip file, or a LoRA/QLoRA adapter merged into a standalone model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.chat import CHAT_STATUSES, is_complete
+from core.methods import get_method
+from core.models.loading import load_model, load_processor, resolve_model
+from core.paths import StudioPaths
+from core.problems import Problem, ProblemsError
+from core.registry import Registry, RunRecord
+from core.run_files import COMPLETE_MARK, CONFIG_FILE
+
+EXPORTS_DIR = "exports"
+MERGE_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+MERGEABLE = ("lora", "qlora")
+# Why the other methods' results are not merged into the base.
+NOT_MERGEABLE = {
+    "full": "a full fine-tuning result already is a complete model folder; download it as it is",
+    "freeze": "a freeze-tuning result already is a complete model folder; download it as it is",
+    "lisa": "a LISA result already is a complete model folder; download it as it is",
+    "adapter": "bottleneck adapters have a nonlinearity between their two layers, so they cannot be folded into "
+               "the base's weights; download the adapter files and load them on the base",
+    "prompt": "prompt tuning adds virtual tokens in front of the input, not changes to the weights, so there is "
+              "nothing to fold into the base; download the adapter instead",
+    "prefix": "prefix tuning adds virtual key/value tokens to every layer, not changes to the weights, so there is "
+              "nothing to fold into the base; download the adapter instead",
+    "ptuning": "P-tuning adds virtual tokens made by a small encoder, not changes to the weights, so there is "
+               "nothing to fold into the base; download the adapter instead",
+}
+# Weights hardly compress; storing them keeps a multi-gigabyte zip quick to write.
+STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+ZIP_MAX_AGE_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class ZipExport:
+    path: Path
+    size: int
+    files: list[str]
+
+
+@dataclass(frozen=True)
+class MergeExport:
+    folder: Path
+    size: int
+    dtype: str
+
+
+def merge_refusal(method: str) -> str | None:
+    """Why a method's result cannot be merged into its base; None for LoRA and QLoRA."""
+    if method in MERGEABLE:
+        return None
+    return NOT_MERGEABLE.get(method, f"only LoRA and QLoRA results can be merged into the base, not {method}")
+
+
+def folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def default_zip_dir() -> Path:
+    """Under the system temporary folder: outside the data directory, where the web app may serve files from."""
+    return Path(tempfile.gettempdir()) / "finetune-studio-exports"
+
+
+class ExportService:
+    """Zips a finished run's result, or merges a LoRA/QLoRA adapter into its base (one merge at a time)."""
+
+    def __init__(self, paths: StudioPaths, registry: Registry):
+        self.paths = paths
+        self.registry = registry
+        self._merging = threading.Lock()
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.paths.root / EXPORTS_DIR
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, run id) for every finished run whose result was published whole."""
+        return [(f"run {run.id}: {run.name} ({run.method}, {run.status})", str(run.id))
+                for run in self.registry.list_runs(CHAT_STATUSES) if is_complete(run.artefact_dir)]
+
+    def finished_run(self, run_id: int | str | None) -> RunRecord:
+        """The run, if it finished with a complete result; a ProblemsError saying why not otherwise."""
+        if run_id in (None, ""):
+            raise ProblemsError([Problem("choose a finished run first", field="run")])
+        try:
+            run = self.registry.get_run(int(run_id))
+        except (KeyError, ValueError):
+            raise ProblemsError([Problem(f"there is no run {run_id}", field="run")]) from None
+        if run.status not in CHAT_STATUSES:
+            raise ProblemsError([Problem(
+                f"run {run.id} is {run.status}; only a completed or stopped run can be exported", field="run")])
+        if not is_complete(run.artefact_dir):
+            raise ProblemsError([Problem(f"run {run.id} has no complete saved result to export", field="run")])
+        return run
+
+    def zip_result(self, run_id: int | str | None, dest_dir: Path | None = None) -> ZipExport:
+        """One zip of the run's result folder (under ``final/``) and its ``config.json``, written in ``dest_dir``."""
+        run = self.finished_run(run_id)
+        artefact = Path(run.artefact_dir)
+        dest_root = Path(dest_dir) if dest_dir else default_zip_dir()
+        _remove_old(dest_root)
+        folder = dest_root / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        top = f"run-{run.id:05d}-{run.method}"
+        target = folder / f"{top}.zip"
+        partial = folder / f".{top}.zip.partial"
+        names = []
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            config = Path(run.run_dir) / CONFIG_FILE
+            if config.is_file():
+                zf.write(config, f"{top}/{CONFIG_FILE}")
+                names.append(CONFIG_FILE)
+            for path in sorted(artefact.rglob("*")):
+                if not path.is_file() or path.is_symlink() or path.name == COMPLETE_MARK:
+                    continue
+                name = f"{artefact.name}/{path.relative_to(artefact).as_posix()}"
+                stored = path.suffix.lower() in STORED_SUFFIXES
+                zf.write(path, f"{top}/{name}", compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+                names.append(name)
+        os.replace(partial, target)
+        return ZipExport(target, target.stat().st_size, names)
+
+    def merge(self, run_id: int | str | None, dtype: str = "fp32") -> MergeExport:
+        """Fold a LoRA/QLoRA adapter into its base loaded in fp32 and save a standalone model folder.
+
+        The folder (weights in ``dtype``, processor included) appears whole under ``<data dir>/exports/`` as
+        ``run-NNNNN-merged``: it is written beside it under a temporary name and renamed into place.
+        """
+        run = self.finished_run(run_id)
+        why = merge_refusal(run.method)
+        if why:
+            raise ProblemsError([Problem(f"run {run.id} ({run.method}) cannot be merged: {why}", field="run")])
+        if dtype not in MERGE_DTYPES:
+            raise ProblemsError([Problem(f"choose one of {', '.join(MERGE_DTYPES)}", field="dtype")])
+        if not self._merging.acquire(blocking=False):
+            raise ProblemsError([Problem("another merge is running; try again when it has finished")])
+        try:
+            return self._merge(run, dtype)
+        finally:
+            self._merging.release()
+
+    def _merge(self, run: RunRecord, dtype: str) -> MergeExport:
+        import torch
+
+        base_path = resolve_model(run.model, self.paths)
+        # Never the 4-bit/8-bit base a QLoRA run trained on: merging into it would round the result.
+        base = load_model(base_path, device="cpu", dtype=torch.float32)
+        model = get_method(run.method).load_for_inference(base, Path(run.artefact_dir))
+        merged = model.merge_and_unload()
+        merged.to(getattr(torch, MERGE_DTYPES[dtype]))
+        merged.eval()
+        processor = load_processor(base_path)
+        self.exports_dir.mkdir(parents=True, exist_ok=True)
+        target = self.exports_dir / f"run-{run.id:05d}-merged"
+        partial = self.exports_dir / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
+        try:
+            merged.save_pretrained(partial)
+            processor.save_pretrained(partial)
+            _fsync_tree(partial)
+            _replace_dir(partial, target)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        return MergeExport(target, folder_size(target), dtype)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put ``new`` at ``target``; an earlier export there is moved aside first and removed afterwards."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_old(root: Path) -> None:
+    """Zips offered earlier are removed after an hour, so the temporary folder does not fill up."""
+    if not root.is_dir():
+        return
+    cutoff = time.time() - ZIP_MAX_AGE_SECONDS
+    for folder in root.iterdir():
+        try:
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue

@@ -1,0 +1,87 @@
+"""The Export tab: download a finished run's result as a zip, or merge a LoRA/QLoRA adapter into its base."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from core.export import MERGE_DTYPES, ExportService, merge_refusal
+from core.studio import Studio
+from webui.messages import esc, failure_markdown
+
+PROGRESS = gr.Progress()  # the default Gradio replaces with a live progress bar per call
+PICK_FIRST = "Choose a finished run (completed or stopped, with its result saved) to export."
+
+
+def code(text: object) -> str:
+    """Text shown as inline code: only a backtick could break out of it."""
+    return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
+
+
+def size_text(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    service = ExportService(studio.paths, studio.registry)
+    gr.Markdown("Take a finished run's result out of the studio: download it as one zip file, or fold a LoRA or "
+                "QLoRA adapter into its base to get a standalone model folder.")
+    with gr.Row():
+        chosen = gr.Dropdown(label="Finished run", choices=service.choices(), value=None, scale=3,
+                             allow_custom_value=True)
+        refresh = gr.Button("Refresh list", scale=1)
+    about = gr.Markdown(PICK_FIRST)
+    with gr.Row():
+        with gr.Column():
+            gr.Markdown("### Download\nThe result folder (adapter files or the full model) and the run's "
+                        "`config.json`, as one zip.")
+            make_zip = gr.Button("Make the zip", variant="primary")
+            download = gr.File(label="Zip", interactive=False)
+            zip_notice = gr.Markdown()
+        with gr.Column():
+            gr.Markdown("### Merge into the base (LoRA and QLoRA)\nThe base is loaded in full precision (never "
+                        "4-bit), the adapter folded in, and the model saved with its processor.")
+            dtype = gr.Radio(list(MERGE_DTYPES), value="fp32", label="Save the merged weights in")
+            merge = gr.Button("Merge and save")
+            merge_notice = gr.Markdown()
+
+    def describe(run_id: str | None) -> str:
+        if not run_id:
+            return PICK_FIRST
+        try:
+            run = service.finished_run(run_id)
+        except Exception as e:  # noqa: BLE001 - shown to the person, not raised
+            return failure_markdown(e)
+        why = merge_refusal(run.method)
+        merge_line = "It can be merged into its base." if why is None else f"Merging: not offered — {esc(why)}."
+        return (f"Run {run.id} **{esc(run.name)}**: {esc(run.method)} on {code(run.model)}, {esc(run.status)}. "
+                f"{merge_line}")
+
+    def zip_run(run_id: str | None) -> tuple[str | None, str]:
+        try:
+            result = service.zip_result(run_id)
+        except Exception as e:  # noqa: BLE001 - shown to the person, not raised
+            return None, failure_markdown(e)
+        return str(result.path), (f"✅ {code(result.path.name)}: {len(result.files)} files, "
+                                  f"{size_text(result.size)}. Click the file above to download it.")
+
+    def merge_run(run_id: str | None, chosen_dtype: str, progress: gr.Progress = PROGRESS) -> str:
+        progress(0, desc="Loading the base in full precision and merging…")
+        try:
+            result = service.merge(run_id, chosen_dtype)
+        except Exception as e:  # noqa: BLE001 - shown to the person, not raised
+            return failure_markdown(e)
+        return (f"✅ Merged model saved ({esc(result.dtype)}, {size_text(result.size)}):\n\n"
+                f"{code(result.folder)}\n\nIt loads on its own with `from_pretrained`, processor included.")
+
+    chosen.change(describe, chosen, about, api_visibility="private")
+    make_zip.click(zip_run, chosen, [download, zip_notice], api_name="export_zip")
+    merge.click(merge_run, [chosen, dtype], merge_notice, api_name="export_merge")
+    refresh.click(lambda: gr.update(choices=service.choices()), None, chosen, api_name="export_runs")
+    return {"chosen": chosen, "choices": service.choices}
