@@ -11,7 +11,7 @@ from core.dataset_preview import PreviewRow
 from core.dataset_stats import DatasetStats
 from core.problems import Problem, ProblemsError
 from core.registry import DatasetRecord
-from webui.messages import esc, failure_markdown
+from webui.messages import code, esc, failure_markdown
 
 SHOWN_PER_GROUP = 5  # problems shown in full per kind
 TABLE_COLUMNS = ["name", "format", "train", "eval", "images", "excluded", "validation", "source", "added"]
@@ -19,10 +19,6 @@ TABLE_COLUMNS = ["name", "format", "train", "eval", "images", "excluded", "valid
 
 def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
-def code(text: object) -> str:
-    return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
 
 
 def validation_summary(summary: dict) -> str:

@@ -6,26 +6,13 @@ from typing import Any
 
 import gradio as gr
 
+from core.datasets.limits import human_size
 from core.export import MERGE_DTYPES, ExportService, merge_refusal
 from core.studio import Studio
-from webui.messages import esc, failure_markdown
+from webui.messages import code, esc, failure_markdown
 
 PROGRESS = gr.Progress()  # the default Gradio replaces with a live progress bar per call
 PICK_FIRST = "Choose a finished run (completed or stopped, with its result saved) to export."
-
-
-def code(text: object) -> str:
-    """Text shown as inline code: only a backtick could break out of it."""
-    return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
-
-
-def size_text(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
 
 
 def build(studio: Studio) -> dict[str, Any]:
@@ -69,7 +56,7 @@ def build(studio: Studio) -> dict[str, Any]:
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
             return None, failure_markdown(e)
         return str(result.path), (f"✅ {code(result.path.name)}: {len(result.files)} files, "
-                                  f"{size_text(result.size)}. Click the file above to download it.")
+                                  f"{human_size(result.size)}. Click the file above to download it.")
 
     def merge_run(run_id: str | None, chosen_dtype: str, progress: gr.Progress = PROGRESS) -> str:
         progress(0, desc="Loading the base in full precision and merging…")
@@ -77,7 +64,7 @@ def build(studio: Studio) -> dict[str, Any]:
             result = service.merge(run_id, chosen_dtype)
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
             return failure_markdown(e)
-        return (f"✅ Merged model saved ({esc(result.dtype)}, {size_text(result.size)}):\n\n"
+        return (f"✅ Merged model saved ({esc(result.dtype)}, {human_size(result.size)}):\n\n"
                 f"{code(result.folder)}\n\nIt loads on its own with `from_pretrained`, processor included.")
 
     chosen.change(describe, chosen, about, api_visibility="private")

@@ -12,6 +12,11 @@ def esc(text: object) -> str:
     return str(text).translate(MD_SPECIAL).replace("\n", " ")
 
 
+def code(text: object) -> str:
+    """Text shown as inline code: only a backtick could break out of it."""
+    return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
+
+
 def problems_markdown(problems: list[Problem], title: str = "Please fix these first:") -> str:
     if not problems:
         return ""
