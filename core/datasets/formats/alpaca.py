@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.datasets.fields import RowView, string_list, type_name
-from core.datasets.formats.base import ConvertOptions, Draft, FormatSpec, row_id
+from core.datasets.fields import RowView, type_name
+from core.datasets.formats.base import ConvertOptions, Draft, FormatSpec, image_refs, row_id
 from core.datasets.problem_log import RowError
 from core.datasets.records import Message
 
@@ -37,9 +37,7 @@ def convert(view: RowView, options: ConvertOptions) -> Draft:
     fields.append(view.column("instruction"))
     messages.append(Message("assistant", output))
     fields.append(view.column("output"))
-    column = view.column("images")
-    images = string_list(view.get("images", required=False), column, "an image path")
-    refs = [(ref, column if len(images) == 1 else f"{column}[{i}]") for i, ref in enumerate(images)]
+    refs, column = image_refs(view, "images")
     return Draft(messages, fields, refs, id=row_id(view), images_field=column,
                  messages_field=view.column("instruction"))
 

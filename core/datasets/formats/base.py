@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.datasets.fields import RowView
+from core.datasets.fields import RowView, string_list
 from core.datasets.records import Message
 
 DEFAULT_CAPTION_PROMPT = "Describe this image."
@@ -54,6 +54,17 @@ def find_columns(spec: FormatSpec, rows: list[dict]) -> dict[str, str]:
         if best[0] > 0:
             mapping[slot] = best[2]
     return mapping
+
+
+def image_refs(view: RowView, slot: str, *, index_single: bool = False) -> tuple[list[tuple[object, str]], str]:
+    """The image references in a row's ``slot`` column, each with the field a problem should name; and the column.
+
+    A lone image is named by its column, unless ``index_single`` (for columns that are lists by definition).
+    """
+    column = view.column(slot)
+    images = string_list(view.get(slot, required=False), column, "an image path")
+    named = index_single or len(images) != 1
+    return [(ref, f"{column}[{i}]" if named else column) for i, ref in enumerate(images)], column
 
 
 def row_id(view: RowView) -> str | None:

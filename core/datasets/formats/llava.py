@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.datasets.fields import RowView, string_list
-from core.datasets.formats.base import ConvertOptions, Draft, FormatSpec, first_turns, row_id
+from core.datasets.fields import RowView
+from core.datasets.formats.base import ConvertOptions, Draft, FormatSpec, first_turns, image_refs, row_id
 from core.datasets.formats.chat import parse_turns
 
 
@@ -20,9 +20,7 @@ def match(rows: list[dict], columns: dict[str, str]) -> tuple[int, str] | None:
 
 def convert(view: RowView, options: ConvertOptions) -> Draft:
     messages, fields, _ = parse_turns(view, "conversations", parts=False)
-    image_column = view.column("image")
-    images = string_list(view.get("image", required=False), image_column, "an image path")
-    refs = [(ref, image_column if len(images) == 1 else f"{image_column}[{i}]") for i, ref in enumerate(images)]
+    refs, image_column = image_refs(view, "image")
     return Draft(messages, fields, refs, id=row_id(view), images_field=image_column,
                  messages_field=view.column("conversations"))
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.datasets.fields import RowView, string_list
-from core.datasets.formats.base import ConvertOptions, Draft, FormatSpec, first_turns, row_id
+from core.datasets.fields import RowView
+from core.datasets.formats.base import ConvertOptions, Draft, FormatSpec, first_turns, image_refs, row_id
 from core.datasets.formats.chat import parse_turns
 
 
@@ -22,9 +22,7 @@ def match(rows: list[dict], columns: dict[str, str]) -> tuple[int, str] | None:
 
 def convert(view: RowView, options: ConvertOptions) -> Draft:
     messages, fields, images = parse_turns(view, "messages", parts=True)
-    column = view.column("images")
-    extra = string_list(view.get("images", required=False), column, "an image path")
-    refs = images + [(ref, f"{column}[{i}]") for i, ref in enumerate(extra)]
+    refs = images + image_refs(view, "images", index_single=True)[0]
     return Draft(messages, fields, refs, id=row_id(view), images_field="image parts",
                  messages_field=view.column("messages"))
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.datasets.fields import RowView, string_list
-from core.datasets.formats.base import ConvertOptions, Draft, FormatSpec, first_turns, row_id
+from core.datasets.fields import RowView
+from core.datasets.formats.base import ConvertOptions, Draft, FormatSpec, first_turns, image_refs, row_id
 from core.datasets.formats.chat import parse_turns
 from core.datasets.records import Message
 
@@ -30,9 +30,7 @@ def convert(view: RowView, options: ConvertOptions) -> Draft:
     if system and messages[0].role != "system":
         messages.insert(0, Message("system", system))
         fields.insert(0, view.column("system"))
-    column = view.column("images")
-    images = string_list(view.get("images", required=False), column, "an image path")
-    refs = [(ref, f"{column}[{i}]") for i, ref in enumerate(images)]
+    refs, column = image_refs(view, "images", index_single=True)
     return Draft(messages, fields, refs, id=row_id(view), images_field=column, messages_field=view.column("messages"))
 
 
