@@ -15,7 +15,7 @@ from core.memory_advisor import MemoryAdvisor
 from core.paths import DATA_DIR_ENV, StudioPaths
 from core.problems import Problem, ProblemsError
 from core.processes import SIGKILL, SIGTERM, heartbeat_seconds, is_alive, process_start_time, signal_group
-from core.registry import ACTIVE, Registry
+from core.registry import ACTIVE, Registry, RunRecord
 from core.run_files import CONFIG_FILE, LOG_FILE, latest_complete_checkpoint, log_tail
 from core.train_config import TrainConfig
 
@@ -104,7 +104,10 @@ class Launcher:
         self.registry.update_run(run_id, pid=proc.pid, pid_started_at=process_start_time(proc.pid))
 
     def command_for(self, run_id: int) -> str:
-        run = self.registry.get_run(run_id)
+        return self.command_of(self.registry.get_run(run_id))
+
+    def command_of(self, run: RunRecord) -> str:
+        """The headless command of a run already read from the registry."""
         return shell_text(headless_command(Path(run.run_dir) / CONFIG_FILE, self.paths.root))
 
     def stop(self, run_id: int, grace: float = STOP_GRACE_SECONDS) -> bool:

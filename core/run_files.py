@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 CONFIG_FILE = "config.json"
@@ -13,21 +14,55 @@ CHECKPOINTS_DIR = "checkpoints"
 COMPLETE_MARK = "COMPLETE"
 
 
+def _parse_lines(data: bytes) -> list[dict]:
+    rows = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     """Every complete metrics line; a line still being written (no newline yet) is left for the next read."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break
+    data = path.read_bytes()
+    return _parse_lines(data[: data.rfind(b"\n") + 1])
+
+
+class MetricsCache:
+    """Reads runs' metrics incrementally for pollers: each call parses only the lines appended since the last.
+
+    A file replaced (a resume rewrites it) or shrunk is read again from the start.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, tuple[int, int, list[dict]]] = {}  # path -> (inode, bytes parsed, rows)
+        self._lock = threading.Lock()
+
+    def read(self, run_dir: Path) -> list[dict]:
+        path = Path(run_dir) / METRICS_FILE
+        with self._lock:
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
+                stat = path.stat()
+            except FileNotFoundError:
+                self._seen.pop(path, None)
+                return []
+            inode, offset, rows = self._seen.get(path, (stat.st_ino, 0, []))
+            if inode != stat.st_ino or stat.st_size < offset:
+                offset, rows = 0, []
+            if stat.st_size > offset:
+                with path.open("rb") as f:
+                    f.seek(offset)
+                    data = f.read(stat.st_size - offset)
+                complete = data[: data.rfind(b"\n") + 1]
+                rows = rows + _parse_lines(complete)  # a new list: callers may hold the previous one
+                offset += len(complete)
+            self._seen[path] = (stat.st_ino, offset, rows)
+            return rows
 
 
 def log_tail(run_dir: Path, max_bytes: int = 8000) -> str:

@@ -21,7 +21,7 @@ from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.processes import heartbeat_seconds
 from core.registry import DatasetRecord, Registry, RunRecord
-from core.run_files import log_tail, read_metrics
+from core.run_files import MetricsCache, log_tail
 from core.train_config import TrainConfig
 
 
@@ -42,6 +42,7 @@ class Studio:
         self.chat = ChatService(self.paths, self.registry)
         self.memory = self.launcher.memory = MemoryAdvisor(self.paths, self.registry)
         self._watchdog_stop = threading.Event()
+        self._metrics = MetricsCache()  # the Runs tab polls: parse only what each run appended since
 
     def start_watchdog(self) -> None:
         """Check active runs every heartbeat interval, whether or not anyone has the Runs tab open."""
@@ -143,7 +144,7 @@ class Studio:
     def run_view(self, run_id: int, log_bytes: int = 6000) -> RunView:
         run = self.registry.get_run(run_id)
         run_dir = Path(run.run_dir)
-        return RunView(run, read_metrics(run_dir), log_tail(run_dir, log_bytes), self.launcher.command_for(run_id))
+        return RunView(run, self._metrics.read(run_dir), log_tail(run_dir, log_bytes), self.launcher.command_of(run))
 
     def stop_run(self, run_id: int) -> bool:
         return self.launcher.stop(run_id)

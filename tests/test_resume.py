@@ -135,3 +135,19 @@ def test_sigkill_at_random_moments_always_leaves_a_resumable_run(studio) -> None
     assert final.status == "completed", final.error
     assert kills >= 3 and final.attempt == kills + 1 and len(studio.registry.list_runs()) == 1
     assert [m["step"] for m in studio.run_view(run_id).metrics] == list(range(1, total + 1))
+
+
+def test_metrics_cache_reads_appends_and_starts_over_after_a_resume(tmp_path: Path) -> None:
+    from core.run_files import MetricsCache, read_metrics
+
+    cache, path = MetricsCache(), tmp_path / METRICS_FILE
+    assert cache.read(tmp_path) == []
+    path.write_text('{"step": 1}\n{"step": 2}\n{"st')
+    assert [m["step"] for m in cache.read(tmp_path)] == [1, 2]
+    with path.open("a") as f:
+        f.write('ep": 3}\n{"step": 4}\n')
+    assert [m["step"] for m in cache.read(tmp_path)] == [1, 2, 3, 4]
+    truncate_metrics(tmp_path, 2)  # what a resume does: the file is replaced
+    with path.open("a") as f:
+        f.write('{"step": 3, "resumed": true}\n')
+    assert cache.read(tmp_path) == read_metrics(tmp_path) == [{"step": 1}, {"step": 2}, {"step": 3, "resumed": True}]

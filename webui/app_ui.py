@@ -30,7 +30,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         # Lists that other tabs change are re-read when their tab opens.
         train_page.select(lambda: gr.update(choices=[d.name for d in studio.list_datasets()]), None,
                           train["form"]["dataset"], api_visibility="private")
-        runs_page.select(lambda: gr.update(choices=runs_tab.run_choices(studio)), None, runs["chosen"],
+        runs_page.select(lambda: gr.update(choices=runs_tab.run_choices(studio.list_runs())), None, runs["chosen"],
                          api_visibility="private")
         chat_page.select(lambda: gr.update(choices=studio.chat_choices()), None, chat["model"],
                          api_visibility="private")

@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from core.registry import RunRecord
 from core.studio import Studio
 from webui.messages import failure_markdown
 
@@ -28,9 +29,9 @@ CPU_MEMORY_TITLE = "Memory (MB): this CPU run's process RSS, and the GPU peak es
 MB_PER_GB = 1e9 / 2**20  # the estimate is in GB of 1e9 bytes, the measured curves in MB of 2**20
 
 
-def runs_table(studio: Studio) -> pd.DataFrame:
+def runs_table(runs: list[RunRecord]) -> pd.DataFrame:
     rows = []
-    for r in studio.list_runs():
+    for r in runs:
         rows.append({
             "id": r.id, "name": r.name, "status": f"{STATUS_ICONS.get(r.status, '')} {r.status}",
             "method": r.method, "model": r.model, "dataset": r.dataset,
@@ -41,8 +42,8 @@ def runs_table(studio: Studio) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
-def run_choices(studio: Studio) -> list[tuple[str, int]]:
-    return [(f"{r.id}: {r.name} ({r.status})", r.id) for r in studio.registry.list_runs()]
+def run_choices(runs: list[RunRecord]) -> list[tuple[str, int]]:
+    return [(f"{r.id}: {r.name} ({r.status})", r.id) for r in runs]
 
 
 def details_markdown(view: Any) -> str:
@@ -125,10 +126,11 @@ def calibration_table(points: list[dict]) -> pd.DataFrame:
 
 def build(studio: Studio) -> dict[str, Any]:
     timer = gr.Timer(POLL_SECONDS)
-    table = gr.Dataframe(value=lambda: runs_table(studio), interactive=False, label="Runs")
+    table = gr.Dataframe(value=lambda: runs_table(studio.list_runs()), interactive=False, label="Runs")
     with gr.Row():
-        chosen = gr.Dropdown(label="Run", choices=run_choices(studio), value=None, allow_custom_value=True)
-        compare = gr.Dropdown(label="Compare loss with", choices=run_choices(studio), multiselect=True,
+        initial = run_choices(studio.list_runs())
+        chosen = gr.Dropdown(label="Run", choices=initial, value=None, allow_custom_value=True)
+        compare = gr.Dropdown(label="Compare loss with", choices=initial, multiselect=True,
                               allow_custom_value=True)
         stop = gr.Button("Stop run", variant="stop")
         resume = gr.Button("Resume run")
@@ -175,8 +177,9 @@ def build(studio: Studio) -> dict[str, Any]:
                 memory_update(memory, cpu and view.run.estimate is not None), view.log, view.metrics)
 
     def refresh(run_id: int | None, others: list[int] | None) -> tuple:
-        choices = run_choices(studio)
-        return (runs_table(studio), gr.update(choices=choices), gr.update(choices=choices),
+        runs = studio.list_runs()  # once per tick: the table and both run lists come from it
+        choices = run_choices(runs)
+        return (runs_table(runs), gr.update(choices=choices), gr.update(choices=choices),
                 *show_run(run_id, others))
 
     def do_stop(run_id: int | None) -> str:
