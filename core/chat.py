@@ -90,7 +90,7 @@ class ChatService:
             own = (artefact / "tokenizer_config.json").is_file()
             path = str(artefact) if own else resolve_model(run.model, self.paths)
             return method.load_for_inference(load_model(str(artefact), device=device), artefact), path
-        config, _ = TrainConfig.parse(run.config)
+        config, _ = TrainConfig.coerce(run.config)  # only the quantization settings matter here
         path = resolve_model(run.model, self.paths)
         base = load_model(path, device=device, **method.load_kwargs(config))
         return method.load_for_inference(base, artefact), path

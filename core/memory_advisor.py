@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.config_fields import check_field, coerce
+from core.config_fields import check_field
 from core.memory import (
     Architecture,
     Estimate,
@@ -124,19 +124,15 @@ class MemoryAdvisor:
         Only each field's own type and range matter here; combinations are Check's business."""
         if isinstance(values, TrainConfig):
             return values, None
-        coerced: dict[str, Any] = {}
-        bad: list[str] = []
-        for f in TrainConfig.fields():
-            if f.name not in values:
-                continue
-            value, problem = coerce(f, values[f.name])
-            issues = [problem] if problem else check_field(f, value)
-            if issues:
-                bad.append(f"{f.metadata['label']} ({issues[0].message})")
-            coerced[f.name] = value
+        known = {f.name: f for f in TrainConfig.fields()}
+        config, problems = TrainConfig.coerce({k: v for k, v in values.items() if k in known})
+        ranges = [p for name, f in known.items() for p in check_field(f, getattr(config, name))]
+        bad: dict[str, str] = {}
+        for problem in problems + ranges:
+            bad.setdefault(problem.field, problem.message)  # the first message of each field
         if bad:
-            return None, "Fix " + "; ".join(bad) + " to see the memory estimate."
-        config = TrainConfig(**coerced)
+            fields = [f"{known[name].metadata['label']} ({message})" for name, message in bad.items()]
+            return None, "Fix " + "; ".join(fields) + " to see the memory estimate."
         if not config.model.strip():
             return None, "Choose a model to see the memory estimate."
         return config, None

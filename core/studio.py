@@ -22,7 +22,7 @@ from core.problems import Problem, ProblemsError
 from core.processes import heartbeat_seconds
 from core.registry import DatasetRecord, Registry, RunRecord
 from core.run_files import MetricsCache, log_tail
-from core.train_config import TrainConfig
+from core.train_config import TrainConfig, merge_problems
 
 
 @dataclass
@@ -126,16 +126,15 @@ class Studio:
 
     # --- runs ---------------------------------------------------------------------------------------------
     def check_config(self, values: dict[str, Any]) -> tuple[TrainConfig, list[Problem]]:
-        config, problems = TrainConfig.parse(values)
-        if not problems:
-            problems = self.launcher.check(config)
-        return config, problems
+        """Every problem with form values: types, then the launcher's checks (validation once, dataset included)."""
+        config, problems = TrainConfig.coerce(values)
+        return config, merge_problems(problems, self.launcher.check(config))
 
     def start_run(self, values: dict[str, Any]) -> int:
-        config, problems = TrainConfig.parse(values)
+        config, problems = TrainConfig.coerce(values)
         if problems:
             raise ProblemsError(problems)
-        return self.launcher.start(config)
+        return self.launcher.start(config)  # validates before anything is recorded
 
     def list_runs(self) -> list[RunRecord]:
         self.launcher.reconcile()

@@ -54,6 +54,12 @@ def _when(*methods: str) -> dict[str, list[str]]:
     return {"method": list(methods)}
 
 
+def merge_problems(first: list[Problem], more: list[Problem]) -> list[Problem]:
+    """``first`` and then those of ``more`` about a field ``first`` says nothing of (one message per bad field)."""
+    named = {p.field for p in first}
+    return first + [p for p in more if p.field not in named]
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs; one instance is saved as the run's config.json."""
@@ -193,6 +199,12 @@ class TrainConfig:
     @classmethod
     def parse(cls, data: dict[str, Any]) -> tuple[TrainConfig, list[Problem]]:
         """Build a config from loose values (form, JSON, CLI) and return it with every problem found."""
+        config, problems = cls.coerce(data)
+        return config, merge_problems(problems, config.validate())
+
+    @classmethod
+    def coerce(cls, data: dict[str, Any]) -> tuple[TrainConfig, list[Problem]]:
+        """Build a config from loose values, with the problems of unknown keys and wrong types only (no checks)."""
         problems: list[Problem] = []
         known = {f.name: f for f in cls.fields()}
         for key in data:
@@ -205,9 +217,7 @@ class TrainConfig:
                 if problem:
                     problems.append(problem)
                 values[name] = value
-        config = cls(**values)
-        problems.extend(p for p in config.validate() if p.field not in {q.field for q in problems})
-        return config, problems
+        return cls(**values), problems
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
