@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.datasets.detect import format_choices
 from core.datasets.importer import ImportReport, ProgressCallback, import_dataset, validate_dataset
-from core.datasets.limits import ImportLimits, human_size
+from core.datasets.limits import ImportLimits, human_size, upload_size
 from core.datasets.peek import inspect_source
 from core.datasets.records import SAMPLES_FILE
 from core.paths import StudioPaths
@@ -42,22 +42,6 @@ class ImportRequest:
     seed: int = 0
 
 
-def size_up_to(paths: list[Path], limit: int) -> int:
-    """Total bytes of files and folders, counting no further than just past ``limit`` (a huge tree stops early)."""
-    total = 0
-    for path in paths:
-        if path.is_file():
-            total += path.stat().st_size
-        for folder, _dirs, names in os.walk(path) if path.is_dir() else ():
-            for name in names:
-                file = Path(folder, name)
-                if file.is_file() and not file.is_symlink():
-                    total += file.stat().st_size
-                if total > limit:
-                    return total
-    return total
-
-
 class DatasetCatalog:
     def __init__(self, paths: StudioPaths, registry: Registry, limits: ImportLimits | None = None):
         self.paths = paths
@@ -79,7 +63,7 @@ class DatasetCatalog:
     # --- sources ------------------------------------------------------------------------------------------
     def _check_size(self, paths: list[Path], what: str, field_name: str) -> None:
         limit = self.import_limits().max_upload_bytes
-        total = size_up_to(paths, limit)
+        total = upload_size(paths, stop_after=limit)
         if total > limit:
             raise ProblemsError([Problem(f"{what} is {human_size(total)}, over the studio's limit of "
                                          f"{human_size(limit)}; {LIMIT_HINT}", field=field_name)])

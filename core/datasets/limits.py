@@ -68,15 +68,21 @@ def human_size(n: int) -> str:
     return f"{size:.1f} GB"
 
 
-def upload_size(paths: list[Path] | Path) -> int:
-    """Total bytes of the given files (folders are summed recursively)."""
+def upload_size(paths: list[Path] | Path, stop_after: int | None = None) -> int:
+    """Total bytes of the given files, folders summed recursively (links not followed); with ``stop_after``,
+    counting ends as soon as the total passes it, so a huge tree is not walked to the end."""
     total = 0
     for path in [paths] if isinstance(paths, (str, Path)) else paths:
         path = Path(path)
-        if path.is_dir():
-            total += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-        elif path.is_file():
+        if path.is_file():
             total += path.stat().st_size
+        for folder, _dirs, names in os.walk(path) if path.is_dir() else ():
+            for name in names:
+                file = Path(folder, name)
+                if file.is_file() and not file.is_symlink():
+                    total += file.stat().st_size
+                if stop_after is not None and total > stop_after:
+                    return total
     return total
 
 
