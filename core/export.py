@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.chat import CHAT_STATUSES, is_complete
+from core.folders import publish
 from core.methods import get_method
 from core.models.loading import load_model, load_processor, resolve_model
 from core.paths import StudioPaths
@@ -162,34 +163,12 @@ class ExportService:
         merged.eval()
         processor = load_processor(base_path)
         self.exports_dir.mkdir(parents=True, exist_ok=True)
-        target = self.exports_dir / f"run-{run.id:05d}-merged"
-        partial = self.exports_dir / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
-        try:
-            merged.save_pretrained(partial)
-            processor.save_pretrained(partial)
-            _fsync_tree(partial)
-            _replace_dir(partial, target)
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
+        def write(folder: Path) -> None:
+            merged.save_pretrained(folder)
+            processor.save_pretrained(folder)
+
+        target = publish(self.exports_dir / f"run-{run.id:05d}-merged", write)
         return MergeExport(target, folder_size(target), dtype)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as f:
-                os.fsync(f.fileno())
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Put ``new`` at ``target``; an earlier export there is moved aside first and removed afterwards."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _remove_old(root: Path) -> None:

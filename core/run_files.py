@@ -6,12 +6,13 @@ import json
 import threading
 from pathlib import Path
 
+from core.folders import COMPLETE_MARK
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
 FINAL_DIR = "final"
 CHECKPOINTS_DIR = "checkpoints"
-COMPLETE_MARK = "COMPLETE"
 
 
 def _parse_lines(data: bytes) -> list[dict]:

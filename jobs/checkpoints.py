@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -12,44 +11,10 @@ from typing import Any
 
 import torch
 
-from core.run_files import CHECKPOINTS_DIR, COMPLETE_MARK, METRICS_FILE, complete_checkpoints, incomplete_checkpoints
+from core.folders import publish
+from core.run_files import CHECKPOINTS_DIR, METRICS_FILE, complete_checkpoints, incomplete_checkpoints
 
 SET_ASIDE_DIR = ".incomplete"
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as f:
-                os.fsync(f.fileno())
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def publish(target: Path, write: Callable[[Path], None]) -> Path:
-    """Write a folder through ``write(tmp)`` and make it appear at ``target`` only once it is whole."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    write(tmp)
-    _fsync_tree(tmp)
-    if target.exists():
-        aside = target.with_name(f".old-{target.name}-{os.getpid()}")
-        target.rename(aside)
-        tmp.rename(target)
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        tmp.rename(target)
-    (target / COMPLETE_MARK).write_text("ok\n")
-    with (target / COMPLETE_MARK).open("rb") as f:
-        os.fsync(f.fileno())
-    return target
 
 
 TRAINING_STATE = "training_state.pt"

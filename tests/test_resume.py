@@ -151,3 +151,13 @@ def test_metrics_cache_reads_appends_and_starts_over_after_a_resume(tmp_path: Pa
     with path.open("a") as f:
         f.write('{"step": 3, "resumed": true}\n')
     assert cache.read(tmp_path) == read_metrics(tmp_path) == [{"step": 1}, {"step": 2}, {"step": 3, "resumed": True}]
+
+
+def test_a_failed_publish_leaves_no_temporary_folder(tmp_path: Path) -> None:
+    def failing(folder: Path) -> None:
+        (folder / "weights").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        publish(tmp_path / "final", failing)
+    assert list(tmp_path.iterdir()) == []
