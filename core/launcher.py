@@ -44,6 +44,16 @@ def shell_text(cmd: list[str]) -> str:
     return shlex.join(cmd)
 
 
+def record_run(paths: StudioPaths, registry: Registry, config: TrainConfig) -> tuple[int, Path]:
+    """The registry row first, then the run folder with its config.json; returns the id and the folder."""
+    run_id = registry.create_run(config.run_name, config.model, config.method, config.dataset, config.to_dict())
+    run_dir = paths.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / CONFIG_FILE)
+    registry.update_run(run_id, run_dir=str(run_dir))
+    return run_id, run_dir
+
+
 class Launcher:
     def __init__(self, paths: StudioPaths, registry: Registry, catalog: DatasetCatalog):
         self.paths = paths
@@ -67,12 +77,7 @@ class Launcher:
         errors = [p for p in self.check(config) if p.severity == "error"]
         if errors:
             raise ProblemsError(errors)
-        run_id = self.registry.create_run(config.run_name, config.model, config.method, config.dataset,
-                                          config.to_dict())
-        run_dir = self.paths.run_dir(run_id)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config.save(run_dir / CONFIG_FILE)
-        self.registry.update_run(run_id, run_dir=str(run_dir))
+        run_id, run_dir = record_run(self.paths, self.registry, config)
         self.memory.store_run_estimate(run_id, config)  # the Runs tab draws it beside the measured curve
         self._spawn(run_id, run_dir)
         return run_id

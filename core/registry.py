@@ -180,6 +180,16 @@ class Registry:
                     key, value = "config_json", json.dumps(value)
                 setattr(row, key, value)
 
+    def heartbeat(self, run_id: int) -> None:
+        """A job's beat, in one transaction: the time, and back to running if a watchdog had taken it for lost."""
+        with self.session() as s, s.begin():
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise KeyError(f"no run {run_id}")
+            row.heartbeat_at = time.time()
+            if row.status == "lost":
+                row.status, row.error = "running", None
+
     def set_status(self, run_id: int, status: str, *, expect: tuple[str, ...] | None = None, **fields: Any) -> bool:
         """Move a run to ``status`` if the transition is allowed (and its status is in ``expect``, when given).
 

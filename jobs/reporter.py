@@ -41,9 +41,8 @@ class Reporter:
     def _beat(self) -> None:
         while not self._stop.wait(heartbeat_seconds()):
             try:
-                self.registry.update_run(self.run_id, heartbeat_at=time.time())
                 # A watchdog may have taken a long silence (a stopped or swapped-out process) for death.
-                self.registry.set_status(self.run_id, "running", expect=("lost",), error=None)
+                self.registry.heartbeat(self.run_id)
             except Exception as e:  # noqa: BLE001 - a missed beat must not kill training
                 print(f"heartbeat failed: {e}", flush=True)
 

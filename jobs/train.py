@@ -10,12 +10,13 @@ import traceback
 from pathlib import Path
 
 from core.dataset_catalog import DatasetCatalog
+from core.launcher import record_run
 from core.memory_advisor import MemoryAdvisor
 from core.models.loading import resolve_model
 from core.paths import StudioPaths
 from core.problems import ProblemsError
 from core.registry import Registry
-from core.run_files import CONFIG_FILE, latest_complete_checkpoint
+from core.run_files import latest_complete_checkpoint
 from core.train_config import TrainConfig
 
 EXIT_FAILED, EXIT_OOM, EXIT_BAD_CONFIG = 1, 3, 2
@@ -65,12 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and run_id is None:
         print("--resume needs --run-id: the run to continue", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    if run_id is None:
-        run_id = registry.create_run(config.run_name, config.model, config.method, config.dataset, config.to_dict())
-        run_dir = paths.run_dir(run_id)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config.save(run_dir / CONFIG_FILE)
-        registry.update_run(run_id, run_dir=str(run_dir))
+    if run_id is None:  # a headless run registers itself, so the Runs tab shows it too
+        run_id, run_dir = record_run(paths, registry, config)
     else:
         run_dir = Path(registry.get_run(run_id).run_dir)
 
