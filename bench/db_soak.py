@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.registry import Registry  # noqa: E402
+from core.store.registry import Registry  # noqa: E402
 
 
 def writer(db_file: str, seconds: float, ack_file: str) -> None:

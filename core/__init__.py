@@ -1,1 +1,1 @@
-"""Core engine of the studio: configs, registry, launcher, datasets, models and chat (no Gradio here)."""
+"""The studio's engine, no Gradio: config, datasets, memory, methods, models, runs and store, plus chat and export."""

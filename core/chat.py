@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from core.datasets.records import IMAGE_PLACEHOLDER, Message
-from core.encoding import SampleEncoder
 from core.hardware import resolve_device
 from core.methods import get_method
+from core.models.encoding import SampleEncoder
 from core.models.loading import load_model, load_processor, resolve_model
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
-from core.registry import Registry
-from core.run_files import COMPLETE_MARK
+from core.runs.files import COMPLETE_MARK
+from core.store.registry import Registry
 from core.train_config import TINY_MODEL, TrainConfig
 
 RUN_PREFIX = "run:"

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.chat import CHAT_STATUSES, is_complete
-from core.folders import publish
 from core.methods import get_method
 from core.models.loading import load_model, load_processor, resolve_model
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
-from core.registry import Registry, RunRecord
-from core.run_files import COMPLETE_MARK, CONFIG_FILE
+from core.runs.files import COMPLETE_MARK, CONFIG_FILE
+from core.runs.folders import publish
+from core.store.registry import Registry, RunRecord
 
 EXPORTS_DIR = "exports"
 MERGE_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}

@@ -9,19 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from core.chat import ChatService
-from core.dataset_catalog import DatasetCatalog, ImportRequest
-from core.dataset_preview import PreviewRow, preview_row
-from core.dataset_stats import DatasetStats, EncoderCache, compute_stats
+from core.datasets.catalog import DatasetCatalog, ImportRequest
 from core.datasets.importer import ProgressCallback
 from core.datasets.limits import ImportLimits, parse_size
+from core.datasets.preview import PreviewRow, preview_row
 from core.datasets.records import SAMPLES_FILE, Message, Sample, read_samples
-from core.launcher import Launcher
-from core.memory_advisor import MemoryAdvisor
+from core.datasets.stats import DatasetStats, EncoderCache, compute_stats
+from core.memory.advisor import MemoryAdvisor
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
-from core.processes import heartbeat_seconds
-from core.registry import DatasetRecord, Registry, RunRecord
-from core.run_files import MetricsCache, log_tail
+from core.runs.files import MetricsCache, log_tail
+from core.runs.launcher import Launcher
+from core.runs.processes import heartbeat_seconds
+from core.store.registry import DatasetRecord, Registry, RunRecord
 from core.train_config import TrainConfig, merge_problems
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from core.datasets.records import SAMPLES_FILE, read_samples
-from core.encoding import IGNORE_INDEX, EncodedSample, SampleEncoder
+from core.models.encoding import IGNORE_INDEX, EncodedSample, SampleEncoder
 
 
 @dataclass

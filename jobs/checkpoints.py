@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from core.folders import publish
-from core.run_files import CHECKPOINTS_DIR, METRICS_FILE, complete_checkpoints, incomplete_checkpoints
+from core.runs.files import CHECKPOINTS_DIR, METRICS_FILE, complete_checkpoints, incomplete_checkpoints
+from core.runs.folders import publish
 
 SET_ASIDE_DIR = ".incomplete"
 

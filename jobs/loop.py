@@ -14,14 +14,14 @@ from typing import Any
 import psutil
 import torch
 
-from core.encoding import SampleEncoder
 from core.hardware import resolve_device
 from core.methods import get_method
 from core.methods.base import Method, Target
+from core.models.encoding import SampleEncoder
 from core.models.loading import facts_of, load_model, load_processor
 from core.models.parts import count_parameters
 from core.problems import ProblemsError
-from core.run_files import FINAL_DIR
+from core.runs.files import FINAL_DIR
 from core.train_config import TrainConfig
 from jobs.batches import Collator, batch_stream, encode_dataset
 from jobs.checkpoints import load_checkpoint, publish, save_checkpoint

@@ -11,10 +11,10 @@ from typing import IO, Any
 
 import psutil
 
-from core.memory_advisor import MemoryAdvisor
-from core.processes import heartbeat_seconds
-from core.registry import Registry
-from core.run_files import METRICS_FILE
+from core.memory.advisor import MemoryAdvisor
+from core.runs.files import METRICS_FILE
+from core.runs.processes import heartbeat_seconds
+from core.store.registry import Registry
 
 
 class Reporter:

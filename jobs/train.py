@@ -9,14 +9,14 @@ import threading
 import traceback
 from pathlib import Path
 
-from core.dataset_catalog import DatasetCatalog
-from core.launcher import record_run
-from core.memory_advisor import MemoryAdvisor
+from core.datasets.catalog import DatasetCatalog
+from core.memory.advisor import MemoryAdvisor
 from core.models.loading import resolve_model
 from core.paths import StudioPaths
 from core.problems import ProblemsError
-from core.registry import Registry
-from core.run_files import latest_complete_checkpoint
+from core.runs.files import latest_complete_checkpoint
+from core.runs.launcher import record_run
+from core.store.registry import Registry
 from core.train_config import TrainConfig
 
 EXIT_FAILED, EXIT_OOM, EXIT_BAD_CONFIG = 1, 3, 2

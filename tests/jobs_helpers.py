@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from core.registry import Registry, RunRecord
+from core.store.registry import Registry, RunRecord
 from core.train_config import TrainConfig
 
 FAST = {"max_steps": 24, "learning_rate": 5e-3, "lora_r": 16, "lora_alpha": 32, "batch_size": 4, "seed": 1}
@@ -31,7 +31,7 @@ def fixed_batch_loss(model_dir: Path, dataset_dir: Path, adapter_dir: Path | Non
     from peft import PeftModel
 
     from core.datasets.records import SAMPLES_FILE, read_samples
-    from core.encoding import SampleEncoder
+    from core.models.encoding import SampleEncoder
     from core.models.loading import load_model, load_processor
     from jobs.batches import Collator
 

@@ -12,10 +12,10 @@ import torch
 
 from core.chat import RUN_PREFIX, ChatService, LoadedModel
 from core.datasets.records import SAMPLES_FILE, Message, read_samples
-from core.encoding import SampleEncoder
+from core.models.encoding import SampleEncoder
 from core.models.loading import load_model, load_processor
 from core.paths import StudioPaths
-from core.registry import Registry, RunRecord
+from core.store.registry import Registry, RunRecord
 from core.train_config import TrainConfig
 from jobs.batches import Collator
 
@@ -39,7 +39,7 @@ def tiny_path(data_dir: Path) -> str:
 
 def fixed_batch(data_dir: Path, rows: int = 8) -> tuple[Any, dict[str, Any]]:
     """The processor and the first rows of the sample dataset as one batch, without running a job."""
-    from core.dataset_catalog import DatasetCatalog
+    from core.datasets.catalog import DatasetCatalog
 
     paths = StudioPaths.resolve(data_dir)
     dataset_dir = DatasetCatalog(paths, Registry(paths.db_file)).resolve_dir("sample")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from jobs_helpers import fast_config, wait_for
 
-from core.db_schema import SCHEMA_VERSION
-from core.memory_advisor import MemoryAdvisor
-from core.registry import Registry
+from core.memory.advisor import MemoryAdvisor
+from core.store.registry import Registry
+from core.store.schema import SCHEMA_VERSION
 from jobs.reporter import Reporter, cuda_peaks
 
 ESTIMATE = {"total_gb": 20.0, "allocated_gb": 17.0, "reserved_gb": 18.7,
@@ -85,7 +85,7 @@ def test_a_launched_run_stores_its_estimate_and_a_cpu_run_records_no_calibration
 def test_a_version_2_database_opens_with_estimates_and_calibration(tmp_path: Path) -> None:
     from sqlalchemy import create_engine, text
 
-    from core.db_schema import migrate
+    from core.store.schema import migrate
 
     db_file = tmp_path / "studio.db"
     engine = create_engine(f"sqlite:///{db_file}")

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from test_dataset_support import solid
 
-from core.dataset_preview import CUT, MASKED, TRAINED, preview_sample
-from core.dataset_stats import EncoderCache
+from core.datasets.preview import CUT, MASKED, TRAINED, preview_sample
 from core.datasets.records import Message, Sample
-from core.encoding import IGNORE_INDEX, SampleEncoder
+from core.datasets.stats import EncoderCache
+from core.models.encoding import IGNORE_INDEX, SampleEncoder
 from core.problems import ProblemsError
 from core.train_config import TINY_MODEL
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from test_dataset_support import FORMATS, solid
 
-from core.dataset_catalog import ImportRequest
-from core.dataset_stats import EncoderCache, compute_stats, histogram, nice_width, percentile
+from core.datasets.catalog import ImportRequest
 from core.datasets.records import SAMPLES_FILE, read_samples
-from core.encoding import SampleEncoder
+from core.datasets.stats import EncoderCache, compute_stats, histogram, nice_width, percentile
+from core.models.encoding import SampleEncoder
 from core.problems import ProblemsError
 from core.train_config import TINY_MODEL
 

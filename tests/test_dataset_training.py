@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from test_dataset_support import COMPAT, FORMATS
 
-from core.dataset_catalog import ImportRequest
+from core.datasets.catalog import ImportRequest
 from core.datasets.records import SAMPLES_FILE, read_samples
 from core.models.loading import resolve_model
-from core.run_files import FINAL_DIR, METRICS_FILE
+from core.runs.files import FINAL_DIR, METRICS_FILE
 from core.train_config import TrainConfig
 
 STEPS = 3
@@ -112,8 +112,8 @@ def test_every_format_registers_and_trains(studio, tmp_path: Path) -> None:
 
 
 def test_a_text_only_batch_trains_the_vlm_without_pixel_values(studio, tmp_path: Path) -> None:
-    from core.dataset_stats import EncoderCache
-    from core.encoding import SampleEncoder
+    from core.datasets.stats import EncoderCache
+    from core.models.encoding import SampleEncoder
     from jobs.batches import Collator
 
     (tmp_path / "plain.json").write_text(json.dumps(TEXT_ONLY))

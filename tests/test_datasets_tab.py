@@ -10,7 +10,7 @@ import pytest
 from test_app_e2e import free_port
 from test_dataset_support import FORMATS, bad_inputs_copy, solid
 
-from core.dataset_catalog import ImportRequest
+from core.datasets.catalog import ImportRequest
 from core.problems import ProblemsError
 from core.train_config import TINY_MODEL
 from webui.datasets_tab import SLOTS

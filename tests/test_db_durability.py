@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KILLED_WRITER = """
 import sys, time
 from pathlib import Path
-from core.registry import Registry
+from core.store.registry import Registry
 registry = Registry(Path(sys.argv[1]))
 with open(sys.argv[2], "a") as acks:
     while True:
@@ -39,7 +39,7 @@ def test_writers_and_a_polling_reader_never_hit_a_locked_database(tmp_path: Path
 
 
 def test_sigkill_mid_transaction_never_corrupts_or_loses_acknowledged_writes(tmp_path: Path) -> None:
-    from core.registry import Registry
+    from core.store.registry import Registry
 
     db_file, acks = tmp_path / "studio.db", tmp_path / "acks.txt"
     Registry(db_file).dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.datasets.records import Message, Sample
-from core.encoding import IGNORE_INDEX, SampleEncoder
+from core.models.encoding import IGNORE_INDEX, SampleEncoder
 from core.models.loading import load_processor
 
 SAMPLE = Sample("s1", [

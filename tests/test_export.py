@@ -15,7 +15,7 @@ from test_app_e2e import free_port
 
 from core.export import NOT_MERGEABLE, ExportService
 from core.problems import ProblemsError
-from core.run_files import COMPLETE_MARK
+from core.runs.files import COMPLETE_MARK
 from core.studio import Studio
 
 

@@ -10,7 +10,7 @@ from jobs_helpers import fast_config
 
 import jobs.loop
 import jobs.train
-from core.registry import Registry
+from core.store.registry import Registry
 
 
 def run_in_process(data_dir: Path, tmp_path: Path, monkeypatch, error: BaseException) -> int:

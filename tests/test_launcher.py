@@ -9,8 +9,8 @@ from pathlib import Path
 
 from jobs_helpers import fast_config, wait_for
 
-from core.processes import is_alive
-from core.run_files import LOG_FILE, read_metrics
+from core.runs.files import LOG_FILE, read_metrics
+from core.runs.processes import is_alive
 
 SLOW = {"max_steps": 100_000, "logging_steps": 5}
 

@@ -51,3 +51,26 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     test_line = next(line.strip() for line in ci.splitlines() if "pytest" in line)
     assert test_line in readme
+
+
+def core_imports(path: Path) -> set[str]:
+    """The ``core.*`` modules a file imports (absolute imports, anywhere in the file)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names if alias.name.startswith("core."))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("core."):
+            names.add(node.module)
+    return names
+
+
+def test_store_paths_and_problems_import_nothing_above_them() -> None:
+    for path in [*modules("core/store"), ROOT / "core" / "paths.py", ROOT / "core" / "problems.py"]:
+        above = {m for m in core_imports(path) if not m.startswith("core.store")}
+        assert not above, f"{path} imports {sorted(above)}"
+
+
+def test_every_core_package_says_what_it_holds() -> None:
+    for init in (ROOT / "core").rglob("__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text()))
+        assert doc and len(doc.splitlines()) == 1, f"{init}: one docstring line saying what the package holds"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.memory_advisor import CARD_SIZES_GB, MemoryAdvisor, config_summary, nominal_card_gb
+from core.memory.advisor import CARD_SIZES_GB, MemoryAdvisor, config_summary, nominal_card_gb
 from core.train_config import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parent / "fixtures" / "model_configs"
@@ -92,7 +92,7 @@ def test_config_summary_names_what_sets_memory() -> None:
 
 
 def test_the_card_in_use_comes_first_when_there_is_one(studio, monkeypatch) -> None:
-    import core.memory_advisor as advisor_module
+    import core.memory.advisor as advisor_module
 
     monkeypatch.setattr(advisor_module, "card_in_use", lambda: {"name": "Fake GPU", "gb": 25.4})
     assert studio.memory.card_choices()[0] == ("This machine: Fake GPU (25.4 GB)", "in use")

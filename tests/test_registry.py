@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.db_schema import SCHEMA_VERSION
-from core.registry import Registry, TransitionError
+from core.store.registry import Registry, TransitionError
+from core.store.schema import SCHEMA_VERSION
 
 
 def make_run(registry: Registry) -> int:
@@ -92,7 +92,7 @@ def test_newer_database_is_refused_with_a_reason(tmp_path: Path) -> None:
 def test_database_from_an_older_version_opens_and_upgrades(tmp_path: Path) -> None:
     from sqlalchemy import create_engine, text
 
-    from core.db_schema import migrate
+    from core.store.schema import migrate
 
     db_file = tmp_path / "studio.db"
     engine = create_engine(f"sqlite:///{db_file}")
@@ -113,7 +113,7 @@ def test_database_from_an_older_version_opens_and_upgrades(tmp_path: Path) -> No
 
 
 def test_every_orm_column_exists_after_all_migrations(tmp_path: Path) -> None:
-    from core.db_schema import Base
+    from core.store.schema import Base
 
     db_file = tmp_path / "studio.db"
     Registry(db_file)

@@ -13,8 +13,8 @@ import pytest
 import torch
 from jobs_helpers import fast_config, wait_for
 
-from core.processes import is_alive
-from core.run_files import COMPLETE_MARK, METRICS_FILE, complete_checkpoints, latest_complete_checkpoint
+from core.runs.files import COMPLETE_MARK, METRICS_FILE, complete_checkpoints, latest_complete_checkpoint
+from core.runs.processes import is_alive
 from jobs.checkpoints import publish, rotate, set_aside_incomplete, truncate_metrics
 
 
@@ -138,7 +138,7 @@ def test_sigkill_at_random_moments_always_leaves_a_resumable_run(studio) -> None
 
 
 def test_metrics_cache_reads_appends_and_starts_over_after_a_resume(tmp_path: Path) -> None:
-    from core.run_files import MetricsCache, read_metrics
+    from core.runs.files import MetricsCache, read_metrics
 
     cache, path = MetricsCache(), tmp_path / METRICS_FILE
     assert cache.read(tmp_path) == []

@@ -13,16 +13,16 @@ from pathlib import Path
 from jobs_helpers import fast_config, wait_for
 from test_app_e2e import free_port
 
-import core.launcher
-from core.processes import is_alive
-from core.run_files import LOG_FILE
+import core.runs.launcher
+from core.runs.files import LOG_FILE
+from core.runs.processes import is_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOOD = "import sys\nchunk = 'x' * 1023 + '\\n'\nfor _ in range(100 * 1024): sys.stdout.write(chunk)\n"
 
 
 def test_a_job_writing_100_mb_with_nobody_reading_finishes(studio, monkeypatch) -> None:
-    monkeypatch.setattr(core.launcher, "headless_command", lambda *a, **k: [sys.executable, "-c", FLOOD])
+    monkeypatch.setattr(core.runs.launcher, "headless_command", lambda *a, **k: [sys.executable, "-c", FLOOD])
     run_id = studio.launcher.start(fast_config())
     run = studio.registry.get_run(run_id)
     deadline = time.monotonic() + 60
@@ -61,7 +61,7 @@ def metrics_count(client, run_id: int) -> int:
 
 
 def test_killing_the_web_server_neither_stops_nor_forgets_a_run(data_dir: Path) -> None:
-    from core.registry import Registry
+    from core.store.registry import Registry
     from core.train_config import TrainConfig
 
     first = start_server(data_dir, port := free_port())
@@ -109,7 +109,7 @@ STUBBORN = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\
 def test_a_job_that_ignores_stop_is_killed_after_the_grace_period(studio, monkeypatch) -> None:
     from jobs_helpers import wait_for
 
-    monkeypatch.setattr(core.launcher, "headless_command", lambda *a, **k: [sys.executable, "-c", STUBBORN])
+    monkeypatch.setattr(core.runs.launcher, "headless_command", lambda *a, **k: [sys.executable, "-c", STUBBORN])
     run_id = studio.launcher.start(fast_config())
     run = studio.registry.get_run(run_id)
     log = Path(run.run_dir) / LOG_FILE

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from jobs_helpers import fast_config, fixed_batch_loss
 
-from core.registry import Registry
-from core.run_files import COMPLETE_MARK, METRICS_FILE, complete_checkpoints
+from core.runs.files import COMPLETE_MARK, METRICS_FILE, complete_checkpoints
+from core.store.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 

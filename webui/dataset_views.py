@@ -7,10 +7,10 @@ import json
 
 import pandas as pd
 
-from core.dataset_preview import PreviewRow
-from core.dataset_stats import DatasetStats
+from core.datasets.preview import PreviewRow
+from core.datasets.stats import DatasetStats
 from core.problems import Problem, ProblemsError
-from core.registry import DatasetRecord
+from core.store.registry import DatasetRecord
 from webui.messages import code, esc, failure_markdown
 
 SHOWN_PER_GROUP = 5  # problems shown in full per kind

@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from core.dataset_catalog import ImportRequest
+from core.datasets.catalog import ImportRequest
 from core.datasets.detect import format_choices
 from core.studio import Studio
 from core.train_config import TINY_MODEL, TrainConfig

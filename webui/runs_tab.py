@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from core.registry import RunRecord
+from core.store.registry import RunRecord
 from core.studio import Studio
 from webui.messages import failure_markdown
 

@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from core.launcher import shell_text
+from core.runs.launcher import shell_text
 from core.studio import Studio
 from core.train_config import TINY_MODEL, TrainConfig
 from webui.form import build_form

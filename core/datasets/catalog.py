@@ -18,10 +18,10 @@ from core.datasets.peek import inspect_source
 from core.datasets.records import SAMPLES_FILE
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
-from core.registry import DatasetRecord, Registry
+from core.store.registry import DatasetRecord, Registry
 
 SAMPLE_NAME = "sample"
-SAMPLE_SOURCE = Path(__file__).resolve().parents[1] / "assets" / "sample_dataset" / "data.json"
+SAMPLE_SOURCE = Path(__file__).resolve().parents[2] / "assets" / "sample_dataset" / "data.json"
 SAMPLE_MARKER = ".sample-offered"  # in datasets/: the sample was registered once; deleting it sticks
 NAME_PATTERN = re.compile(r"^[\w .\-]{1,100}$")
 LIMIT_HINT = "raise the studio's --max-upload (or STUDIO_MAX_UPLOAD_MB) to accept it"

@@ -7,7 +7,7 @@ from itertools import groupby
 from pathlib import Path
 
 from core.datasets.records import SAMPLES_FILE, Message, Sample, read_samples
-from core.encoding import IGNORE_INDEX, EncodedSample, SampleEncoder
+from core.models.encoding import IGNORE_INDEX, EncodedSample, SampleEncoder
 from core.problems import Problem, ProblemsError
 
 TRAINED, MASKED, CUT = "trained", "masked", "cut"  # CUT: past max length, never seen by the model

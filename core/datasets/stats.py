@@ -13,7 +13,7 @@ from typing import Any
 
 from core.datasets.records import SAMPLES_FILE, Sample, read_samples
 from core.datasets.split import read_split_info
-from core.encoding import IGNORE_INDEX, EncodedSample, SampleEncoder, TemplateError
+from core.models.encoding import IGNORE_INDEX, EncodedSample, SampleEncoder, TemplateError
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 

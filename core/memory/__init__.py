@@ -1,4 +1,4 @@
-"""VRAM estimator: predicted peak GPU memory of a training run from its config and the model's config.json alone."""
+"""VRAM estimator: a run's peak GPU memory from its config and the model's config.json; the advisor the UI calls."""
 
 from core.memory.architecture import Architecture, TextArch, VisionArch, read_architecture
 from core.memory.estimate import FITS, TIGHT, WILL_NOT_FIT, Estimate, Term, estimate, verdict

@@ -23,7 +23,7 @@ from core.memory import (
 from core.memory.estimate import GB
 from core.models.loading import resolve_model
 from core.paths import StudioPaths
-from core.registry import CalibrationRecord, Registry
+from core.store.registry import CalibrationRecord, Registry
 from core.train_config import TrainConfig
 
 CARD_SIZES_GB = (8, 12, 16, 24, 40, 80)

@@ -1,1 +1,1 @@
-"""Models: the built-in tiny LLaVA, loading by hub id or folder, and naming the parts of a model."""
+"""Models: loading by hub id or folder, the built-in tiny LLaVA, naming a model's parts, and encoding samples."""

@@ -6,7 +6,7 @@ import json
 import threading
 from pathlib import Path
 
-from core.folders import COMPLETE_MARK
+from core.runs.folders import COMPLETE_MARK
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"

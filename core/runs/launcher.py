@@ -10,16 +10,16 @@ import threading
 import time
 from pathlib import Path
 
-from core.dataset_catalog import DatasetCatalog
-from core.memory_advisor import MemoryAdvisor
+from core.datasets.catalog import DatasetCatalog
+from core.memory.advisor import MemoryAdvisor
 from core.paths import DATA_DIR_ENV, StudioPaths
 from core.problems import Problem, ProblemsError
-from core.processes import SIGKILL, SIGTERM, heartbeat_seconds, is_alive, process_start_time, signal_group
-from core.registry import ACTIVE, Registry, RunRecord
-from core.run_files import CONFIG_FILE, LOG_FILE, latest_complete_checkpoint, log_tail
+from core.runs.files import CONFIG_FILE, LOG_FILE, latest_complete_checkpoint, log_tail
+from core.runs.processes import SIGKILL, SIGTERM, heartbeat_seconds, is_alive, process_start_time, signal_group
+from core.store.registry import ACTIVE, Registry, RunRecord
 from core.train_config import TrainConfig
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STOP_GRACE_SECONDS = 30.0
 # A run row whose process has not been recorded yet is left alone for this long before it counts as lost.
 SPAWN_GRACE_SECONDS = 60.0

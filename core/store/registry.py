@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db_schema import CalibrationRow, DatasetRow, RunRow, migrate
+from core.store.schema import CalibrationRow, DatasetRow, RunRow, migrate
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("completed", "stopped", "failed", "failed_oom", "lost")
