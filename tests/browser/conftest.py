@@ -1,0 +1,76 @@
+"""Real-browser fixtures: one studio per session, Debian's Chromium driven by Playwright, screenshots on failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str:
+    found = os.environ.get("STUDIO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.fail("Chromium is not installed: `apt-get install -y chromium` (the README's test command does it)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def studio_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_cache: Path) -> Iterator[tuple[str, object]]:
+    """The real app on a free port over a fresh data directory: (url, Studio)."""
+    import app as studio_app
+
+    root = tmp_path_factory.mktemp("browser-studio") / "data"
+    shutil.copytree(tiny_model_cache, root / "models")
+    port = free_port()
+    blocks, studio = studio_app.launch(
+        studio_app.parse_args(["--port", str(port), "--data-dir", str(root)]), block=False)
+    yield f"http://127.0.0.1:{port}/", studio
+    blocks.close()
+    studio.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+@pytest.fixture
+def page(browser: object, studio_server: tuple[str, object], request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh page on the studio; saved as test-artifacts/<test>.png when the test fails."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
+    tab = context.new_page()
+    tab.goto(studio_server[0])
+    tab.get_by_role("tab", name="Datasets").wait_for()
+    yield tab
+    failed = getattr(request.node, "report_call", None)
+    if failed is not None and failed.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
