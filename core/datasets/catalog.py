@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import uuid
@@ -16,6 +15,7 @@ from core.datasets.importer import ImportReport, ProgressCallback, import_datase
 from core.datasets.limits import ImportLimits, human_size, upload_size
 from core.datasets.peek import inspect_source
 from core.datasets.records import SAMPLES_FILE
+from core.datasets.uploads import stage_uploads
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.store.registry import DatasetRecord, Registry
@@ -71,7 +71,7 @@ class DatasetCatalog:
     @contextmanager
     def source_of(self, request: ImportRequest) -> Iterator[tuple[Path, str]]:
         """The request's data as one path and a label for the registry; several uploaded files are gathered
-        (hard-linked where possible) into one staging folder, removed afterwards."""
+        into one staging folder (``stage_uploads``: two files with one name are refused), removed afterwards."""
         files = [Path(f) for f in request.files if f]
         if not files:
             raw = (request.server_path or "").strip()
@@ -92,14 +92,9 @@ class DatasetCatalog:
         staging = self.paths.uploads_dir / f"upload-{uuid.uuid4().hex[:12]}"
         staging.mkdir(parents=True)
         try:
-            for f in files:
-                target = staging / f.name
-                try:
-                    os.link(f, target)
-                except OSError:
-                    shutil.copyfile(f, target)
-            names = ", ".join(f.name for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-            yield (staging / files[0].name if len(files) == 1 else staging), f"upload: {names}"
+            staged = stage_uploads(files, staging)
+            names = ", ".join(f.name for f in staged[:3]) + (f" and {len(staged) - 3} more" if len(staged) > 3 else "")
+            yield (staged[0] if len(staged) == 1 else staging), f"upload: {names}"
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
