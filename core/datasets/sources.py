@@ -238,7 +238,7 @@ def plan_source(source: Path, workdir: Path, limits: ImportLimits, *, data_file:
     else:
         folder, kind = source.parent, "file"
     shown_base, shown_in = (folder, f"inside {source.name}") if kind == "zip" else \
-        ((source if kind == "folder" else folder), shown_as) if shown_as else (None, "")
+        ((source if kind == "folder" else folder), f"among {shown_as}") if shown_as else (None, "")
     table = None
     if kind == "file":
         chosen, eval_file, note = source, None, ""
