@@ -4,6 +4,7 @@ offline, and the Hub's failures turned into messages that say what to do."""
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from pathlib import Path
@@ -117,17 +118,11 @@ def _repo_path(url: str, repo: str) -> str:
 
 
 def _needed(parts: list[TablePart], rows: int | None, row_limit: int | None) -> list[TablePart]:
-    """The first parts a row limit needs, assuming rows spread evenly over the bytes (all of them without a limit)."""
-    if not row_limit or not rows or row_limit >= rows:
+    """The first parts a row limit needs, taking the split's rows as spread evenly over its files (the Hub's shards
+    hold about the same number of rows each); all of them without a limit or a row count."""
+    if not row_limit or not rows or row_limit >= rows or not parts:
         return parts
-    want = sum(p.size for p in parts) * row_limit / rows
-    chosen, total = [], 0
-    for p in parts:
-        chosen.append(p)
-        total += p.size
-        if total >= want:
-            break
-    return chosen
+    return parts[:max(1, math.ceil(row_limit * len(parts) / rows))]
 
 
 def _sizes(repo: str, revision: str, paths: list[str]) -> dict[str, int]:
@@ -168,7 +163,8 @@ def plan_hub(source: HubSource, limits: ImportLimits, *, workdir: Path, row_limi
     rows = rows_of(builder, split)
     subset = builder.config.name if builder.config.name not in (None, "default") else None
     display = f"{repo} ({subset + ', ' if subset else ''}{split})"
-    stream = source.stream or peek or builder.name not in READABLE_BUILDERS
+    streamed = source.stream or builder.name not in READABLE_BUILDERS  # how the import reads it
+    stream = streamed or peek  # a peek streams the first rows in any case
     siblings = {s.rfilename for s in (getattr(info, "siblings", None) or [])}
     extras = [name for name in ("README.md",) if name in siblings]
     sizes = _sizes(repo, sha, paths) if paths else {}
@@ -186,25 +182,25 @@ def plan_hub(source: HubSource, limits: ImportLimits, *, workdir: Path, row_limi
     preflight = {"repo_id": repo, "revision": sha, "revision_asked": source.revision or "main", "config": subset,
                  "split": split, "splits": {name: rows_of(builder, name) for name in builder.config.data_files},
                  "rows": rows, "row_limit": row_limit or None, "files": len(parts), "files_needed": len(needed),
-                 "total_bytes": sum(p.size for p in parts), "download_bytes": 0 if stream else download,
+                 "total_bytes": sum(p.size for p in parts), "download_bytes": 0 if streamed else download,
                  "cached_files": sum(p.cached for p in parts),
-                 "mode": "stream" if source.stream or builder.name not in READABLE_BUILDERS else "download",
+                 "mode": "stream" if streamed else "download",
                  "format": builder.name, "cache_dir": str(cache_dir()), "token": token_from,
                  "gated": bool(getattr(info, "gated", False)), "private": bool(getattr(info, "private", False))}
-    if not stream:
+    if not streamed:
         free = shutil.disk_usage(_existing(cache_dir())).free
         if download * DISK_MARGIN > free:
             raise ProblemsError([Problem(
                 f"importing {display} downloads about {human_size(download)} into {cache_dir()}, which has "
                 f"{human_size(free)} free. Set a row limit (the first files are then enough), or choose Stream to "
                 "read the rows without storing the files", field="row_limit")])
-    if not stream and table.unsupported_parts():
-        raise ProblemsError([Problem(f"{display} has files the studio cannot read itself "
-                                     f"({', '.join(table.unsupported_parts()[:3])}); choose Stream to read them "
-                                     "through the datasets library", field="stream")])
+    unreadable = Table(display, parts=parts).unsupported_parts()
+    if not streamed and unreadable:
+        raise ProblemsError([Problem(f"{display} has files the studio cannot read itself ({', '.join(unreadable[:3])})"
+                                     "; choose Stream to read them through the datasets library", field="stream")])
     root = Path(image_root).expanduser().resolve() if image_root else repo_cache_folder(repo).resolve()
     note = f"revision {sha[:12]}" + (f", {rows:,} rows in the split" if rows else "")
-    if source.stream or builder.name not in READABLE_BUILDERS:
+    if streamed:
         note += ", streamed through the datasets library (nothing stored in the cache)"
     elif not peek:
         note += f", {len(needed)} of {len(parts)} files needed" + \
