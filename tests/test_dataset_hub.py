@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from PIL import Image as PILImage
+from test_datasets_tab import app as app  # the running studio, shared with the tab tests
 
 from core.datasets.catalog import ImportRequest
 from core.datasets.importer import SOURCE_FILE, DatasetImportError, import_dataset, validate_dataset
@@ -400,3 +401,23 @@ def test_three_training_steps_on_a_hub_layout_dataset(studio, tmp_path: Path) ->
     outcome, run_dir = train_steps(studio, "cauldron-train", Path(record.path))
     assert outcome.steps == STEPS and (run_dir / "metrics.jsonl").read_text().count("\n") == STEPS
     shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_the_datasets_tab_takes_a_hub_form_and_an_encoding(app, tmp_path: Path) -> None:
+    from test_dataset_support import BAD_INPUTS, solid
+    from test_datasets_tab import import_via_api, names
+
+    client, studio = app
+    repo = write_repo(tmp_path / "repo", {"default": {"train": 2}})
+    text, *_ = client.predict([], "", "", "", "", "utf-8", str(repo), "", "", "", 0, False,
+                              api_name="/inspect_dataset")
+    assert "Detected format: the\\_cauldron" in text and "user/assistant pairs" in text, text
+    client.reset_session()  # Inspect's findings are session state: a fresh session imports as detected
+    report, table, _ = import_via_api(client, "hub-form", hub_id=str(repo), row_limit=4)
+    assert "Registered **hub-form**: 4 rows" in report and "Only the first 4 rows" in report, report
+    assert "hub-form" in names(table)
+    solid(tmp_path / "images" / "red.png")
+    (tmp_path / "latin1.jsonl").write_bytes((BAD_INPUTS / "latin1.jsonl").read_bytes())
+    client.reset_session()
+    report, _, _ = import_via_api(client, "latin-form", path=str(tmp_path / "latin1.jsonl"), text_encoding="latin-1")
+    assert "All 3 rows passed validation" in report, report
