@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 import time
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -99,6 +100,12 @@ def test_a_save_to_disk_folder_imports_with_its_rows_and_images(tmp_path: Path) 
     assert test.rows_kept == 1 and test.images == 1 and "'test'" in test.source_note
     with pytest.raises(DatasetImportError, match=r"no split 'tset'; its splits are train, test"):
         validate_dataset(tmp_path / "dict", split="tset")
+    with zipfile.ZipFile(tmp_path / "saved.zip", "w") as zf:  # the folder zipped, and one of its Arrow files alone
+        for file in (tmp_path / "saved").iterdir():
+            zf.write(file, f"saved/{file.name}")
+    assert validate_dataset(tmp_path / "saved.zip").rows_kept == 4
+    arrow = next((tmp_path / "saved").glob("*.arrow"))
+    assert validate_dataset(arrow).images == 3
 
 
 def test_a_folder_of_parquet_shards_imports_every_shard(tmp_path: Path) -> None:

@@ -156,7 +156,7 @@ def plan_hub(source: HubSource, limits: ImportLimits, *, workdir: Path, row_limi
     token_from = token_source()
     if getattr(info, "gated", False) and token_from is None:
         raise ProblemsError([Problem(gated_message(repo, None), field="hub_id")])
-    sha = info.sha
+    sha = getattr(info, "sha", None) or source.revision or "main"
     builder = load_builder(repo, source.config, repo, revision=sha)
     split, urls = split_files(builder, source.split, repo)
     paths = [_repo_path(u, repo) for u in urls]
