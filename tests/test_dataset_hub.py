@@ -203,6 +203,7 @@ def test_the_hub_path_reads_a_local_folder_laid_out_as_a_hub_repo(studio, tmp_pa
     assert info["format"] == "cauldron" and "(ai2d, train)" in info["source_file"]
     record, summary = studio.register_dataset(ImportRequest(hub_id=str(repo), config="ai2d", split="test"), "local")
     assert summary["rows_kept"] == 3 and record.hub_id is None and "(ai2d, test)" in summary["source_file"]
+    assert record.source == str(repo.resolve())  # a local folder is not passed off as a Hub dataset
     with pytest.raises(ProblemsError, match="no split 'dev'; its splits are train, test"):
         studio.validate_dataset(ImportRequest(hub_id=str(repo), config="ai2d", split="dev"))
     with pytest.raises(ProblemsError, match="no config \\(subset\\) 'ocr'; its configs are ai2d, vqa"):

@@ -101,8 +101,9 @@ class DatasetCatalog:
             if local.exists() and local.resolve().is_relative_to(self.paths.root):
                 raise ProblemsError([Problem("that path is inside the studio's data directory; give the original "
                                              "dataset instead", field="hub_id")])
+            label = str(local.resolve()) if local.is_dir() else f"hub: {hub_id}"
             yield HubSource(hub_id, (request.config or "").strip() or None, (request.split or "").strip() or None,
-                            (request.revision or "").strip() or None, bool(request.stream)), f"hub: {hub_id}"
+                            (request.revision or "").strip() or None, bool(request.stream)), label
             return
         if not files:
             raw = (request.server_path or "").strip()
