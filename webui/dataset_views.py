@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 
+from core.datasets.limits import human_size
 from core.datasets.preview import PreviewRow
 from core.datasets.stats import DatasetStats
 from core.problems import Problem, ProblemsError
@@ -74,6 +75,14 @@ def report_markdown(summary: dict, name: str | None = None) -> str:
     if summary.get("source_file"):
         note = f" ({esc(summary['source_note'])})" if summary.get("source_note") else ""
         lines.append(f"- Data file: {code(summary['source_file'])}{note}")
+    origin = summary.get("origin") or {}
+    if origin.get("hub_id"):
+        lines.append(f"- Hub dataset {code(origin['hub_id'])} at revision {code(origin.get('revision') or '?')}"
+                     + "".join(f", {k} {code(origin[k])}" for k in ("config", "split") if origin.get(k))
+                     + " (recorded with the dataset).")
+    if summary.get("row_limit"):
+        available = f" of {summary['rows_available']:,}" if summary.get("rows_available") else ""
+        lines.append(f"- Only the first {summary['row_limit']:,} rows{available} were read (the row limit).")
     if summary.get("image_root"):
         lines.append(f"- Images were resolved against {code(summary['image_root'])}"
                      + (f"; {esc(summary['image_note'])}" if summary.get("image_note") else "") + ".")
@@ -87,6 +96,35 @@ def report_markdown(summary: dict, name: str | None = None) -> str:
     return "\n".join(lines + problems_section(summary))
 
 
+def hub_lines(hub: dict | None) -> list[str]:
+    """What a Hub import will read and download, said before it starts: revision, split, rows, files, bytes."""
+    if not hub:
+        return []
+    where = ", ".join(f"{k} {code(hub[k])}" for k in ("config", "split") if hub.get(k))
+    rows = f"{hub['rows']:,} rows" if hub.get("rows") else "rows not stated by the dataset"
+    lines = [f"**Hub dataset {code(hub['repo_id'])}** at revision {code(hub['revision'][:12])} "
+             f"({esc(hub['revision_asked'])}) — {where}: {rows} in {plural(hub['files'], 'file')}, "
+             f"{human_size(hub['total_bytes'])}."]
+    others = [f"{esc(name)} ({n:,})" if n else esc(name) for name, n in (hub.get("splits") or {}).items()
+              if name != hub.get("split")]
+    if others:
+        lines.append(f"- Other splits: {', '.join(others)}")
+    limit = hub.get("row_limit")
+    reads = f"the first {limit:,} rows" if limit else "every row"
+    if hub["mode"] == "stream":
+        lines.append(f"- The import streams {reads}: nothing is stored in the cache.")
+    elif hub.get("download_bytes"):
+        lines.append(f"- The import reads {reads}: it downloads about {human_size(hub['download_bytes'])} "
+                     f"({plural(hub['files_needed'], 'file')} of {hub['files']}) into {code(hub['cache_dir'])}.")
+    else:
+        lines.append(f"- The import reads {reads} from the files already in {code(hub['cache_dir'])}.")
+    token = f"your token from {esc(hub['token'])} (not shown)" if hub.get("token") else \
+        "no token (public datasets only)"
+    access = "gated, " if hub.get("gated") else "private, " if hub.get("private") else ""
+    lines.append(f"- Access: {access}{token}.")
+    return lines
+
+
 def _first_row(info: dict) -> list[str]:
     if not info.get("rows"):
         return []
@@ -96,14 +134,16 @@ def _first_row(info: dict) -> list[str]:
 
 def inspection_markdown(info: dict) -> str:
     """What the Inspect step found: the format and why, the data file, the image root, the first rows."""
+    hub = hub_lines(info.get("hub"))
     if not info.get("format"):
         problems = [Problem(**p) for p in info.get("problems", [])]
         head = "**The format could not be detected.** Choose it below and map the columns, or fix the file:"
         text = failure_markdown(ProblemsError(problems)).replace("**Please fix these first:**", head, 1) \
             if problems else head
         keys = ", ".join(code(k) for k in info.get("keys") or [])
-        return "\n".join([text, *([f"\nColumns in the file: {keys}"] if keys else []), *_first_row(info)])
-    lines = [f"**Detected format: {esc(info['title'])}** — {esc(info['reason'])}."]
+        return "\n".join([*hub, *([""] if hub else []), text, *([f"\nColumns in the file: {keys}"] if keys else []),
+                          *_first_row(info)])
+    lines = [*hub, *([""] if hub else []), f"**Detected format: {esc(info['title'])}** — {esc(info['reason'])}."]
     if info.get("source_file"):
         note = f" ({esc(info['source_note'])})" if info.get("source_note") else ""
         lines.append(f"- Data file: {code(info['source_file'])}{note}")

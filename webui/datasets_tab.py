@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from core.datasets.catalog import ImportRequest
-from core.datasets.detect import format_choices
 from core.studio import Studio
 from core.train_config import TINY_MODEL, TrainConfig
 from webui import dataset_views as views
+from webui.dataset_form import (
+    AUTO,
+    ENCODINGS,
+    FORMATS,
+    SLOTS,
+    SLOTS_OF,
+    build_sources,
+    request_of,
+    with_slot_parameters,
+)
 from webui.messages import failure_markdown
 
 THUMBNAIL_PX = 160
 ROW_IMAGE_PX = 480
-FORMATS = format_choices()
-SLOTS = [s for s in dict.fromkeys(slot for f in FORMATS for slot in f["slots"]) if s != "id"] + ["id"]  # each once
-SLOTS_OF = {f["name"]: f["slots"] for f in FORMATS}
+__all__ = ["SLOTS", "build"]
 REQUIRED_OF = {f["name"]: f["required"] for f in FORMATS}
 STATS_HINT = "Choose a dataset, a model and a max length, then press **Compute statistics**."
 NOT_REGISTERED = "\n\nNothing was registered."
-AUTO = ""  # the format dropdown's "detect" choice and a slot dropdown's "no column"
 DEFAULT_MAX_LENGTH = next(f.default for f in TrainConfig.fields() if f.name == "max_length")
 PROGRESS = gr.Progress()  # the default Gradio replaces with a live progress bar per call
 COLOURS = {"trained": "#22c55e", "masked": "#e5e7eb", "cut": "#f87171"}
@@ -52,38 +55,6 @@ def slot_updates(fmt: str | None, keys: list[str], columns: dict[str, str]) -> l
     return updates
 
 
-def column_overrides(fmt: str, detected: dict | None, values: tuple) -> dict[str, str] | None:
-    """The slots whose column the person changed from what Inspect found (all set ones when nothing was found)."""
-    detected = detected or {}
-    found = detected.get("columns") or {}
-    relevant = SLOTS_OF.get(fmt or detected.get("format") or "", SLOTS)
-    chosen = {slot: value or AUTO for slot, value in zip(SLOTS, values, strict=True) if slot in relevant}
-    if detected:
-        changed = {slot: v for slot, v in chosen.items() if v != found.get(slot, AUTO)}
-    else:
-        changed = {slot: v for slot, v in chosen.items() if v}
-    return changed or None
-
-
-def request_of(files: list[str] | None, server_path: str, data_file: str, fmt: str, image_root: str,
-               eval_ratio: float, eval_path: str, eval_file: str | None, detected: dict | None,
-               slot_values: tuple) -> ImportRequest:
-    return ImportRequest(files=[Path(f) for f in files or []], server_path=server_path or "",
-                         data_file=(data_file or "").strip() or None, format=fmt or None,
-                         columns=column_overrides(fmt, detected, slot_values), image_root=image_root or None,
-                         eval_ratio=float(eval_ratio or 0), eval_source=eval_file or (eval_path or "").strip() or None)
-
-
-def with_slot_parameters(fn: Callable) -> Callable:
-    """Give ``fn(..., progress, *slots)`` a signature naming each slot (column_<slot>), so the API lists them by name;
-    Gradio injects the progress tracker at its position, before the slot values."""
-    params = list(inspect.signature(fn).parameters.values())[:-1]
-    params += [inspect.Parameter(f"column_{slot}", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=AUTO,
-                                 annotation=str) for slot in SLOTS]
-    fn.__signature__ = inspect.Signature(params, return_annotation=inspect.signature(fn).return_annotation)
-    return fn
-
-
 def names_update(studio: Studio, value: str | None = None) -> Any:
     names = [d.name for d in studio.list_datasets()]
     if value not in names:
@@ -103,20 +74,18 @@ def _thumbnail(path: Path, size: int = THUMBNAIL_PX) -> Any:
 
 def build(studio: Studio) -> dict[str, Any]:
     gr.Markdown("### Add a dataset\nLLaVA, ShareGPT (messages + images), OpenAI-style content parts, Alpaca, "
-                "captioning tables (CSV, JSON, JSONL, Parquet) or an image folder with captions; a zip of any of "
-                "them with its images. **Inspect** shows the detected format; **Validate and register** checks "
-                "every row and image, excludes bad rows and says why.")
+                "the_cauldron (images + texts), question/answer tables, captioning tables (CSV, JSON, JSONL, "
+                "Parquet) or an image folder with captions; a zip of any of them with its images, a `datasets` "
+                "folder, or a dataset on the Hugging Face Hub. **Inspect** shows the detected format; **Validate "
+                "and register** checks every row and image, excludes bad rows and says why.")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            with gr.Tab("Upload"):
-                files = gr.File(label="Dataset files (a zip, or a data file with its images)", file_count="multiple")
-            with gr.Tab("Path on the server"):
-                server_path = gr.Textbox("", label="File, folder or zip on the server",
-                                         placeholder="/data/my-set.jsonl", info="Used when no files are uploaded.")
+            source = build_sources()
+            files, server_path = source.files, source.server_path
             name = gr.Textbox("", label="Name", placeholder="my-dataset")
             inspect_button = gr.Button("Inspect")
         with gr.Column(scale=1):
-            inspection = gr.Markdown("Upload files or give a path, then press **Inspect**.")
+            inspection = gr.Markdown("Upload files, give a path or a Hub dataset id, then press **Inspect**.")
     detected = gr.State({})
     with gr.Accordion("Format, columns, images and evaluation split", open=True):
         with gr.Row():
@@ -124,8 +93,10 @@ def build(studio: Studio) -> dict[str, Any]:
                               info="Override the detected format if it is wrong.")
             data_file = gr.Textbox("", label="Data file inside the zip or folder",
                                    info="Only needed when it holds several data files.")
-            image_root = gr.Textbox("", label="Image root (optional)", info="A folder on the server that relative "
-                                    "image paths resolve against; no path may leave it.")
+            image_root = gr.Textbox("", label="Image root (optional)", info="A folder that relative image paths "
+                                    "resolve against (on the server, or inside the zip); no path may leave it.")
+            encoding = gr.Dropdown(ENCODINGS, value="utf-8", label="Text encoding", allow_custom_value=True,
+                                   info="Of JSON, JSONL, CSV and caption files, when they are not UTF-8.")
         with gr.Row():
             slot_boxes = [gr.Dropdown(label=f"Column for '{slot}'", choices=[("(none)", AUTO)], value=AUTO,
                                       visible=False, allow_custom_value=True) for slot in SLOTS]
@@ -186,12 +157,16 @@ def build(studio: Studio) -> dict[str, Any]:
     def listing() -> pd.DataFrame:
         return views.dataset_table(studio.list_datasets())
 
-    sources = [files, server_path, data_file, fmt, image_root, eval_ratio, eval_path, eval_file, detected, *slot_boxes]
+    hub = source.hub_inputs()
+    sources = [files, server_path, data_file, fmt, image_root, eval_ratio, eval_path, eval_file, detected, encoding,
+               *hub, *slot_boxes]
+    inspect_inputs = [files, server_path, data_file, fmt, image_root, encoding, *hub]
 
-    def do_inspect(paths: list[str] | None, path: str, data: str, chosen_format: str, root: str) -> tuple:
-        request = ImportRequest(files=[Path(p) for p in paths or []], server_path=path or "",
-                                data_file=(data or "").strip() or None, format=chosen_format or None,
-                                image_root=root or None)
+    def do_inspect(paths: list[str] | None, path: str, data: str, chosen_format: str, root: str,
+                   text_encoding: str = "utf-8", hub_id: str = "", config: str = "", split: str = "",
+                   revision: str = "", row_limit: float = 0, stream: bool = False, kind: str = "") -> tuple:
+        request = request_of(paths, path, data, chosen_format, root, encoding=text_encoding,
+                             hub=(hub_id, config, split, revision, row_limit, stream, kind))
         try:
             info = studio.inspect_dataset(request)
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
@@ -204,10 +179,13 @@ def build(studio: Studio) -> dict[str, Any]:
 
     @with_slot_parameters
     def do_validate(paths: list[str] | None, path: str, data: str, chosen_format: str, root: str, ratio: float,
-                    eval_text: str, eval_upload: str | None, found: dict, progress: gr.Progress = PROGRESS,
-                    *slots: str) -> str:
+                    eval_text: str, eval_upload: str | None, found: dict, text_encoding: str = "utf-8",
+                    hub_id: str = "", config: str = "", split: str = "", revision: str = "", row_limit: float = 0,
+                    stream: bool = False, kind: str = "", progress: gr.Progress = PROGRESS, *slots: str) -> str:
         try:
-            request = request_of(paths, path, data, chosen_format, root, ratio, eval_text, eval_upload, found, slots)
+            request = request_of(paths, path, data, chosen_format, root, ratio, eval_text, eval_upload, found, slots,
+                                 hub=(hub_id, config, split, revision, row_limit, stream, kind),
+                                 encoding=text_encoding)
             summary = studio.validate_dataset(request, lambda f, m: progress(f, desc=m))
         except Exception as e:  # noqa: BLE001
             return failure_markdown(e)
@@ -215,10 +193,14 @@ def build(studio: Studio) -> dict[str, Any]:
 
     @with_slot_parameters
     def do_import(paths: list[str] | None, path: str, data: str, dataset_name: str, chosen_format: str, root: str,
-                  ratio: float, eval_text: str, eval_upload: str | None, found: dict,
-                  progress: gr.Progress = PROGRESS, *slots: str) -> tuple[str, pd.DataFrame, Any]:
+                  ratio: float, eval_text: str, eval_upload: str | None, found: dict, text_encoding: str = "utf-8",
+                  hub_id: str = "", config: str = "", split: str = "", revision: str = "", row_limit: float = 0,
+                  stream: bool = False, kind: str = "", progress: gr.Progress = PROGRESS,
+                  *slots: str) -> tuple[str, pd.DataFrame, Any]:
         try:
-            request = request_of(paths, path, data, chosen_format, root, ratio, eval_text, eval_upload, found, slots)
+            request = request_of(paths, path, data, chosen_format, root, ratio, eval_text, eval_upload, found, slots,
+                                 hub=(hub_id, config, split, revision, row_limit, stream, kind),
+                                 encoding=text_encoding)
             record, summary = studio.register_dataset(request, dataset_name or "",
                                                       lambda f, m: progress(f, desc=m))
         except Exception as e:  # noqa: BLE001
@@ -295,13 +277,13 @@ def build(studio: Studio) -> dict[str, Any]:
     def pick_row(event: gr.SelectData) -> int:
         return int(event.index[0]) if isinstance(event.index, (list, tuple)) else int(event.index)
 
-    inspect_button.click(do_inspect, [files, server_path, data_file, fmt, image_root],
-                         [inspection, fmt, detected, *slot_boxes], api_name="inspect_dataset")
-    fmt.input(do_inspect, [files, server_path, data_file, fmt, image_root], [inspection, fmt, detected, *slot_boxes],
-              api_visibility="private")
+    inspect_button.click(do_inspect, inspect_inputs, [inspection, fmt, detected, *slot_boxes],
+                         api_name="inspect_dataset")
+    fmt.input(do_inspect, inspect_inputs, [inspection, fmt, detected, *slot_boxes], api_visibility="private")
     validate.click(do_validate, sources, [report], api_name="validate_dataset")
     register.click(do_import, [files, server_path, data_file, name, fmt, image_root, eval_ratio, eval_path, eval_file,
-                               detected, *slot_boxes], [report, table, chosen], api_name="import_dataset")
+                               detected, encoding, *hub, *slot_boxes], [report, table, chosen],
+                   api_name="import_dataset")
     legacy.click(do_register, [files, name], [report, table, chosen], api_name="register_dataset")
     rename.click(do_rename, [chosen, new_name], [action, table, chosen, new_name], api_name="rename_dataset")
     delete.click(lambda current: (gr.update(visible=True), f"Delete **{views.esc(current)}** and its files? Press "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import uuid
@@ -12,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.datasets.detect import format_choices
+from core.datasets.hub_source import HubSource
 from core.datasets.importer import ImportReport, ProgressCallback, import_dataset, validate_dataset
 from core.datasets.limits import ImportLimits, human_size, upload_size
 from core.datasets.peek import inspect_source
 from core.datasets.records import SAMPLES_FILE
+from core.datasets.uploads import stage_uploads
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.store.registry import DatasetRecord, Registry
@@ -25,14 +26,31 @@ SAMPLE_SOURCE = Path(__file__).resolve().parents[2] / "assets" / "sample_dataset
 SAMPLE_MARKER = ".sample-offered"  # in datasets/: the sample was registered once; deleting it sticks
 NAME_PATTERN = re.compile(r"^[\w .\-]{1,100}$")
 LIMIT_HINT = "raise the studio's --max-upload (or STUDIO_MAX_UPLOAD_MB) to accept it"
+UPLOADED = "the uploaded files"
+
+
+def hub_label(origin: dict) -> str:
+    """The registry's source for a Hub dataset: id, short commit, config and split."""
+    if not origin.get("hub_id"):
+        return ""
+    inside = ", ".join(v for v in (origin.get("config"), origin.get("split")) if v)
+    return f"hub: {origin['hub_id']}@{(origin.get('revision') or '')[:12]}" + (f" ({inside})" if inside else "")
 
 
 @dataclass
 class ImportRequest:
-    """Where a dataset comes from and how to read it: browser uploads or a server path, plus the form's options."""
+    """Where a dataset comes from and how to read it: browser uploads, a server path or a Hub dataset id, plus the
+    form's options."""
 
     files: list[Path] = field(default_factory=list)  # uploaded files (one zip or data file, or a file plus images)
     server_path: str = ""  # a file, folder or zip on the server (used when no files are given)
+    hub_id: str = ""  # a Hugging Face Hub dataset ("owner/name"), or a local folder laid out as one
+    config: str | None = None  # the Hub dataset's (or datasets folder's) config, that is its subset
+    split: str | None = None  # None: train, or the only split
+    revision: str | None = None  # a branch, tag or commit of the Hub dataset; None: main
+    row_limit: int = 0  # import only the first this many rows (0: all); a Hub split's later files are not fetched
+    stream: bool = False  # read a Hub dataset's rows over the network without storing its files in the cache
+    encoding: str = "utf-8"  # of JSON, JSONL, CSV and caption files
     data_file: str | None = None  # which data file inside a zip or folder
     format: str | None = None  # None: detect
     columns: dict[str, str] | None = None  # slot -> column, only the slots the user changed
@@ -69,15 +87,29 @@ class DatasetCatalog:
                                          f"{human_size(limit)}; {LIMIT_HINT}", field=field_name)])
 
     @contextmanager
-    def source_of(self, request: ImportRequest) -> Iterator[tuple[Path, str]]:
-        """The request's data as one path and a label for the registry; several uploaded files are gathered
-        (hard-linked where possible) into one staging folder, removed afterwards."""
+    def source_of(self, request: ImportRequest) -> Iterator[tuple[Path | HubSource, str]]:
+        """The request's data as one path (or a Hub source) and a label for the registry; several uploaded files
+        are gathered into one staging folder (``stage_uploads``: two files with one name are refused), removed
+        afterwards."""
         files = [Path(f) for f in request.files if f]
+        hub_id = (request.hub_id or "").strip()
+        if not files and hub_id:
+            if (request.server_path or "").strip():
+                raise ProblemsError([Problem("give either a path on the server or a Hub dataset id, not both",
+                                             field="hub_id")])
+            local = Path(hub_id).expanduser()
+            if local.exists() and local.resolve().is_relative_to(self.paths.root):
+                raise ProblemsError([Problem("that path is inside the studio's data directory; give the original "
+                                             "dataset instead", field="hub_id")])
+            label = str(local.resolve()) if local.is_dir() else f"hub: {hub_id}"
+            yield HubSource(hub_id, (request.config or "").strip() or None, (request.split or "").strip() or None,
+                            (request.revision or "").strip() or None, bool(request.stream)), label
+            return
         if not files:
             raw = (request.server_path or "").strip()
             if not raw:
-                raise ProblemsError([Problem("upload the dataset's files, or give a path on the server",
-                                             field="files")])
+                raise ProblemsError([Problem("upload the dataset's files, or give a path on the server or a Hub "
+                                             "dataset id", field="files")])
             path = Path(raw).expanduser()
             if not path.exists():
                 raise ProblemsError([Problem(f"{raw} does not exist on the server", field="server_path")])
@@ -92,14 +124,9 @@ class DatasetCatalog:
         staging = self.paths.uploads_dir / f"upload-{uuid.uuid4().hex[:12]}"
         staging.mkdir(parents=True)
         try:
-            for f in files:
-                target = staging / f.name
-                try:
-                    os.link(f, target)
-                except OSError:
-                    shutil.copyfile(f, target)
-            names = ", ".join(f.name for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-            yield (staging / files[0].name if len(files) == 1 else staging), f"upload: {names}"
+            staged = stage_uploads(files, staging)
+            names = ", ".join(f.name for f in staged[:3]) + (f" and {len(staged) - 3} more" if len(staged) > 3 else "")
+            yield (staged[0] if len(staged) == 1 else staging), f"upload: {names}"
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -120,14 +147,23 @@ class DatasetCatalog:
         raw = (request.image_root or "").strip()
         return Path(raw).expanduser() if raw else None
 
+    def _options(self, request: ImportRequest, label: str) -> dict:
+        """The reading options every step shares: inspect, validate and register see the same rows."""
+        row_limit = request.row_limit
+        if isinstance(row_limit, float) and row_limit.is_integer():
+            row_limit = int(row_limit)
+        return {"data_file": request.data_file or None, "image_root": self._root(request),
+                "format": request.format or None, "columns": request.columns or None,
+                "encoding": (request.encoding or "").strip() or "utf-8", "config": (request.config or "").strip()
+                or None, "split": (request.split or "").strip() or None, "row_limit": row_limit or None,
+                "limits": self.import_limits(), "shown_as": UPLOADED if label.startswith("upload:") else None}
+
     # --- inspect, validate, register ----------------------------------------------------------------------
     def inspect(self, request: ImportRequest) -> dict:
         """``inspect_source`` for a request; problems (including a missing source) come back in ``problems``."""
         try:
             with self.source_of(request) as (source, label):
-                info = inspect_source(source, data_file=request.data_file or None, image_root=self._root(request),
-                                      format=request.format or None, columns=request.columns or None,
-                                      limits=self.import_limits())
+                info = inspect_source(source, **self._options(request, label))
                 info["source"] = label
                 return info
         except ProblemsError as e:
@@ -135,33 +171,36 @@ class DatasetCatalog:
                     "rows": [], "columns": {}, "keys": [], "source": ""}
 
     def validate(self, request: ImportRequest, progress: ProgressCallback | None = None) -> ImportReport:
-        with self.source_of(request) as (source, _label):
-            return validate_dataset(source, image_root=self._root(request), format=request.format or None,
-                                    columns=request.columns or None, eval_source=self._eval_source(request, source),
-                                    data_file=request.data_file or None, limits=self.import_limits(),
-                                    progress=progress, workdir=self.paths.uploads_dir)
+        with self.source_of(request) as (source, label):
+            return validate_dataset(source, eval_source=self._eval_source(request, source), progress=progress,
+                                    workdir=self.paths.uploads_dir, **self._options(request, label))
 
     def register_request(self, request: ImportRequest, name: str, progress: ProgressCallback | None = None
                          ) -> tuple[DatasetRecord, ImportReport]:
         name = self.check_name(name)
         with self.source_of(request) as (source, label):
-            return self.register(source, name, image_root=self._root(request), source_label=label,
-                                 format=request.format or None, columns=request.columns or None,
-                                 eval_source=self._eval_source(request, source), eval_ratio=request.eval_ratio,
-                                 seed=request.seed, data_file=request.data_file or None, progress=progress)
+            options = self._options(request, label)
+            options.pop("limits")
+            return self.register(source, name, source_label=label, eval_source=self._eval_source(request, source),
+                                 eval_ratio=request.eval_ratio, seed=request.seed, progress=progress, **options)
 
-    def register(self, source: Path, name: str, *, image_root: Path | None = None, source_label: str | None = None,
-                 **options: object) -> tuple[DatasetRecord, ImportReport]:
-        """Import ``source`` and record it; on any problem nothing is left behind. ``options`` go to
-        ``import_dataset`` (format, columns, eval_source, eval_ratio, seed, data_file, progress)."""
+    def register(self, source: Path | HubSource, name: str, *, image_root: Path | None = None,
+                 source_label: str | None = None, **options: object) -> tuple[DatasetRecord, ImportReport]:
+        """Import ``source`` and record it, a Hub dataset with its id and the commit it was read at; on any problem
+        nothing is left behind. ``options`` go to ``import_dataset`` (format, columns, eval_source, eval_ratio,
+        seed, data_file, encoding, config, split, row_limit, progress)."""
         name = self.check_name(name)
         folder = self.paths.datasets_dir / f"ds-{uuid.uuid4().hex[:12]}"
-        report = import_dataset(Path(source), folder, image_root=image_root, limits=self.import_limits(),
+        source = source if isinstance(source, HubSource) else Path(source)
+        report = import_dataset(source, folder, image_root=image_root, limits=self.import_limits(),
                                 **options)  # type: ignore[arg-type]
+        origin = report.origin
         try:
             dataset_id = self.registry.add_dataset(
-                name=name, source=source_label or str(source), format=report.format, path=str(folder),
-                rows=report.rows_kept, images=report.images, summary=report.summary())
+                name=name, source=hub_label(origin) or source_label or str(source), format=report.format,
+                path=str(folder), rows=report.rows_kept, images=report.images, summary=report.summary(),
+                hub_id=origin.get("hub_id"), hub_revision=origin.get("revision"), hub_config=origin.get("config"),
+                hub_split=origin.get("split"))
         except Exception:
             shutil.rmtree(folder, ignore_errors=True)
             if self.registry.find_dataset(name):  # registered meanwhile, by another import with the same name

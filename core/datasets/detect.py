@@ -31,6 +31,38 @@ class Detection:
         return asdict(self)
 
 
+def _image_kind(value: object) -> str | None:
+    if isinstance(value, dict):
+        return "embedded images (image features with bytes)" if value.get("bytes") else \
+            "image features holding paths" if value.get("path") else None
+    if isinstance(value, (bytes, bytearray)):
+        return "embedded images (bytes)"
+    return None  # plain paths need no word
+
+
+def describe_images(rows: list[dict], column: str | None) -> str:
+    """How the image column holds Hugging Face image features (bytes or paths), one or a list per row."""
+    if not column:
+        return ""
+    kinds: dict[str, None] = {}
+    lists = False
+    for row in rows:
+        value = row.get(column)
+        if isinstance(value, list):
+            lists = True
+            for item in value[:4]:
+                kind = _image_kind(item)
+                if kind:
+                    kinds.setdefault(kind, None)
+        else:
+            kind = _image_kind(value)
+            if kind:
+                kinds.setdefault(kind, None)
+    if not kinds:
+        return ""
+    return f"'{column}' holds {' and '.join(kinds)}, {'a list per row' if lists else 'one per row'}"
+
+
 def sample_keys(rows: list[dict]) -> list[str]:
     keys: dict[str, None] = {}
     for row in rows:
@@ -57,7 +89,8 @@ def _no_match(keys: list[str], file: str | None) -> ProblemsError:
             hints.append(f"'{key}' -> '{max(scored)[1]}'")
     shown = ", ".join(repr(k) for k in keys[:12]) or "none"
     expected = "; ".join(f"{s.title}: {s.expects}" for s in FORMATS.values())
-    message = f"could not tell the dataset format from the columns ({shown}). Expected one of: {expected}."
+    message = f"could not tell the dataset format from the columns ({shown}). Choose a format in the form and map " \
+              f"these columns to its fields, or rename them. Expected one of: {expected}."
     if hints:
         message += " Did you mean " + ", ".join(hints) + "?"
     return ProblemsError([Problem(message, file=file, line=1)])
@@ -113,4 +146,7 @@ def detect_format(rows: list[dict], *, override: str | None = None, columns: dic
                                     file=file, line=1))
     if problems:
         raise ProblemsError(problems)
+    images = describe_images(rows, mapping.get("images") or mapping.get("image"))
+    if images:
+        reason += f"; {images}"
     return Detection(spec.name, spec.title, reason, mapping, keys, candidates, sorted(columns or {}))

@@ -9,6 +9,7 @@ import io
 import re
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -109,6 +110,7 @@ class ImageResolver:
     root: Path
     bases: list[Path]
     stripped: dict[str, int] = field(default_factory=dict)  # dropped leading folders -> how many paths needed it
+    shown: Callable[[Path], str] = str  # a folder as the person knows it (inside their zip), for messages
 
     def __post_init__(self):
         self.root = self.root.resolve()
@@ -134,8 +136,8 @@ class ImageResolver:
         if text.lower().startswith("file://"):
             text = text[7:]
         text = text.replace("\\", "/")
-        outside = f"image path '{shorten_ref(ref)}' resolves outside the image root {self.root}; paths must stay " \
-                  "inside the dataset's folder or the image root you give"
+        outside = f"image path '{shorten_ref(ref)}' resolves outside the image root {self.shown(self.root)}; " \
+                  "paths must stay inside the dataset's folder or the image root you give"
         if text.startswith("/") or re.match(r"^[A-Za-z]:/", text):
             candidate = Path(text).resolve()
             if not self._inside(candidate):
@@ -161,7 +163,7 @@ class ImageResolver:
                     prefix = "/".join(rel.parts[:k]) + "/"
                     self.stripped[prefix] = self.stripped.get(prefix, 0) + 1
                     return candidate
-        looked = ", ".join(str(b) for b in self.bases[:3])
+        looked = ", ".join(self.shown(b) for b in self.bases[:4])
         raise RowError("image_missing", f"image file '{shorten_ref(ref)}' not found (looked in {looked})",
                        field=field)
 

@@ -1,111 +1,50 @@
-"""Import a dataset source (file, folder or zip) into a dataset folder in the internal form, validating as it streams.
+"""Import a dataset source (a file, folder or zip, a datasets folder, or a Hub dataset) into a dataset folder in the
+internal form, validating as it streams.
 
-The folder gets ``samples.jsonl`` (training rows), optionally ``eval.jsonl`` and ``split.json``, ``images/`` and
-``report.json``. Everything is written into a staging folder beside ``dest_dir`` and renamed into place at the end,
-so a failed import leaves nothing behind. Bad rows are excluded and counted; problems are grouped by kind.
+The folder gets ``samples.jsonl`` (training rows), optionally ``eval.jsonl`` and ``split.json``, ``images/``,
+``report.json`` and, for a Hub dataset, ``source.json``. Everything is written into a staging folder beside
+``dest_dir`` and renamed into place at the end, so a failed import leaves nothing behind. Bad rows are excluded and
+counted; problems are grouped by kind.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import IO
 
 from core.datasets.detect import Detection, detect_format
 from core.datasets.fields import RowView, TypeMemo
 from core.datasets.formats import FORMATS, ConvertOptions
 from core.datasets.formats.base import DEFAULT_CAPTION_PROMPT
+from core.datasets.hub_source import HubSource
 from core.datasets.images import ImageResolver, ImageStore, store_image
 from core.datasets.limits import ImportLimits
 from core.datasets.problem_log import ProblemLog, RowError
-from core.datasets.readers import Progress, RawRow, read_rows
+from core.datasets.readers import read_rows
 from core.datasets.records import SAMPLES_FILE, Sample
-from core.datasets.sources import SourcePlan, caption_rows, plan_source
+from core.datasets.report import MAX_PROBLEMS_SHOWN, DatasetImportError, ImportReport, ProgressCallback
+from core.datasets.report import Ticker as _Ticker
+from core.datasets.rows import Progress, RawRow
+from core.datasets.sources import SourcePlan, plan_source, source_rows
 from core.datasets.split import EVAL_FILE, check_ratio, split_samples, write_split_info
 from core.datasets.turns import check_turns, place_images
 from core.problems import Problem, ProblemsError
 
+__all__ = ["DatasetImportError", "HubSource", "ImportReport", "ProgressCallback", "import_dataset",
+           "plan_any", "validate_dataset"]
 REPORT_FILE = "report.json"
-MAX_PROBLEMS_SHOWN = 50
+SOURCE_FILE = "source.json"
 DETECT_ROWS = 50
-ProgressCallback = Callable[[float, str], None]  # (fraction 0..1, message): gradio's gr.Progress() fits
-
-
-@dataclass
-class ImportReport:
-    """What an import found: the format and why, counts, the image root, and problems grouped by kind."""
-
-    format: str
-    format_reason: str
-    rows_total: int = 0
-    rows_kept: int = 0
-    images: int = 0
-    image_root: str = ""
-    problems: list[Problem] = field(default_factory=list)  # the first ones of each kind, in full
-    format_title: str = ""
-    columns: dict[str, str] = field(default_factory=dict)
-    source_file: str = ""
-    eval_file: str = ""
-    rows_train: int = 0
-    rows_eval: int = 0
-    problem_counts: dict[str, int] = field(default_factory=dict)  # kind -> how many (all of them)
-    problem_groups: list[dict] = field(default_factory=list)
-    image_note: str = ""
-    source_note: str = ""
-    written: bool = False
-
-    @property
-    def rows_excluded(self) -> int:
-        return self.rows_total - self.rows_kept
-
-    @property
-    def error_count(self) -> int:
-        return sum(g["count"] for g in self.problem_groups if g["severity"] == "error")
-
-    def summary(self) -> dict:
-        return {
-            "format": self.format, "format_title": self.format_title, "format_reason": self.format_reason,
-            "columns": self.columns, "source_file": self.source_file, "source_note": self.source_note,
-            "eval_file": self.eval_file, "rows_total": self.rows_total, "rows_kept": self.rows_kept,
-            "rows_excluded": self.rows_excluded, "rows_train": self.rows_train, "rows_eval": self.rows_eval,
-            "images": self.images, "image_root": self.image_root, "image_note": self.image_note,
-            "problems": [p.to_dict() for p in self.problems[:MAX_PROBLEMS_SHOWN]],
-            "problem_count": sum(self.problem_counts.values()), "problem_counts": dict(self.problem_counts),
-            "problem_groups": self.problem_groups, "written": self.written,
-        }
-
-
-class DatasetImportError(ProblemsError):
-    """An import that could not finish: nothing was written. ``report`` holds what was found until then."""
-
-    def __init__(self, problems: list[Problem], report: ImportReport | None = None):
-        super().__init__(problems)
-        self.report = report
-
-
-@dataclass
-class _Ticker:
-    """Calls the progress callback at most every ``interval`` seconds, with a fraction that never goes back."""
-
-    callback: ProgressCallback | None
-    start: float = 0.0
-    span: float = 1.0
-    last: float = 0.0
-    shown: float = 0.0
-    interval: ClassVar[float] = 0.2
-
-    def __call__(self, fraction: float, message: str, force: bool = False, absolute: bool = False) -> None:
-        now = time.monotonic()
-        if self.callback is not None and (force or now - self.last >= self.interval):
-            self.last = now
-            self.shown = max(self.shown, min(fraction if absolute else self.start + self.span * fraction, 1.0))
-            self.callback(self.shown, message)
+MAX_TRACKED_IDS = 1_000_000  # sample ids checked for repeats (about 100 bytes each)
+DUPLICATE_ID = "sample id {id!r} is used again (first at {first}); ids should be unique, or a run's records and " \
+    "the preview cannot tell the rows apart"
 
 
 @dataclass
@@ -119,12 +58,21 @@ class _Job:
     encoding: str
     ticker: _Ticker
     memo: TypeMemo = field(default_factory=TypeMemo)
+    ids: dict[int, tuple[str, int | None]] = field(default_factory=dict)  # id hash -> where it was first seen
 
-
-def _rows(plan: SourcePlan, path: Path | None, display: str, job: _Job, progress: Progress) -> Iterator[RawRow]:
-    if path is None:
-        return caption_rows(plan, progress)
-    return read_rows(path, display, progress, job.log, job.limits, job.encoding)
+    def note_id(self, sample_id: str, file: str, line: int | None) -> None:
+        """Warn (the row is kept) when an id given by the data repeats an earlier row's, train and eval alike."""
+        digest = hashlib.blake2b(sample_id.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+        key = int.from_bytes(digest, "little")
+        first = self.ids.get(key)
+        if first is None:
+            if len(self.ids) < MAX_TRACKED_IDS:
+                self.ids[key] = (file, line)
+            return
+        where = f"line {first[1]}" if first[0] == file and first[1] is not None else \
+            f"{first[0]}:{first[1]}" if first[1] is not None else first[0]
+        self.log.warn("duplicate_id", DUPLICATE_ID.format(id=sample_id[:80], first=where), file=file, line=line,
+                      field="id")
 
 
 def _detect(rows: Iterator[RawRow], display: str, job: _Job, fmt: str | None, columns: dict | None,
@@ -151,7 +99,8 @@ def _detect(rows: Iterator[RawRow], display: str, job: _Job, fmt: str | None, co
     return detection, chain(head, rows)
 
 
-def _to_sample(raw: RawRow, detection: Detection, resolver: ImageResolver, job: _Job, default_id: str) -> Sample:
+def _to_sample(raw: RawRow, detection: Detection, resolver: ImageResolver, job: _Job, file: str,
+               default_id: str) -> Sample:
     spec = FORMATS[detection.format]
     data = raw.data
     for key in ("videos", "audios", "video", "audio"):
@@ -165,22 +114,27 @@ def _to_sample(raw: RawRow, detection: Detection, resolver: ImageResolver, job: 
     place_images(draft.messages, len(draft.images), draft.images_field, draft.messages_field)
     check_turns(draft.messages, draft.fields)
     stored = [store_image(ref, where, resolver, job.store) for ref, where in draft.images]
+    if draft.id is not None:
+        job.note_id(draft.id, file, raw.line)
     return Sample(id=draft.id or default_id, messages=draft.messages, images=stored)
 
 
 def _convert(rows: Iterator[RawRow], display: str, detection: Detection, resolver: ImageResolver, job: _Job,
              out: IO[str] | None, progress: Progress, report: ImportReport) -> int:
-    stem = Path(display).stem
     kept = 0
     for raw in rows:
         report.rows_total += 1
         file = raw.file or display
+        stem = Path(file).stem  # a split's shards each number their rows from 1: the file keeps default ids apart
         try:
             if raw.error is not None:
                 raise raw.error
-            sample = _to_sample(raw, detection, resolver, job, f"{stem}-{raw.line or report.rows_total}")
+            sample = _to_sample(raw, detection, resolver, job, file, f"{stem}-{raw.line or report.rows_total}")
         except RowError as e:
             job.log.add_row_error(e, file, raw.line)
+            continue
+        except RecursionError:
+            job.log.add_row_error(RowError("too_deep", "the row nests too deeply to read"), file, raw.line)
             continue
         if out is not None:
             out.write(json.dumps(sample.to_dict(), ensure_ascii=False) + "\n")
@@ -189,15 +143,41 @@ def _convert(rows: Iterator[RawRow], display: str, detection: Detection, resolve
     return kept
 
 
-def _run(source: Path, workdir: Path, staging: Path | None, *, image_root, fmt, columns, eval_source, eval_ratio,
-         seed, data_file, encoding, caption_prompt, limits, progress) -> ImportReport:
-    limits = limits or ImportLimits.from_env()
+def plan_any(source: Path | HubSource, workdir: Path, limits: ImportLimits, *, data_file: str | None = None,
+             image_root: Path | None = None, config: str | None = None, split: str | None = None,
+             row_limit: int | None = None, shown_as: str | None = None, peek: bool = False) -> SourcePlan:
+    """``plan_source`` for a path, ``plan_hub`` for a Hub dataset (``peek``: only its first rows are wanted)."""
+    if isinstance(source, HubSource):
+        from core.datasets.hub import plan_hub
+
+        return plan_hub(source, limits, workdir=workdir, row_limit=row_limit, image_root=image_root, peek=peek)
+    return plan_source(Path(source), workdir, limits, data_file=data_file, image_root=image_root, config=config,
+                       split=split, shown_as=shown_as)
+
+
+def _check_options(eval_ratio: float, encoding: str, row_limit: int | None) -> None:
     check_ratio(eval_ratio)
+    problems = []
     try:
         codecs.lookup(encoding)
     except LookupError:
-        raise ProblemsError([Problem(f"unknown text encoding {encoding!r}", field="encoding")]) from None
-    plan = plan_source(Path(source), workdir, limits, data_file=data_file, image_root=image_root)
+        problems.append(Problem(f"unknown text encoding {encoding!r}; for example utf-8, cp1252, latin-1 or gb18030",
+                                field="encoding"))
+    if row_limit is not None and (not isinstance(row_limit, int) or row_limit < 0):
+        problems.append(Problem(f"the row limit must be a whole number of rows (0: all), got {row_limit!r}",
+                                field="row_limit"))
+    if problems:
+        raise ProblemsError(problems)
+
+
+def _run(source: Path | HubSource, workdir: Path, staging: Path | None, *, image_root, fmt, columns, eval_source,
+         eval_ratio, seed, data_file, encoding, caption_prompt, limits, progress, config=None, split=None,
+         row_limit=None, shown_as=None) -> ImportReport:
+    limits = limits or ImportLimits.from_env()
+    _check_options(eval_ratio, encoding, row_limit)
+    row_limit = row_limit or None
+    plan = plan_any(source, workdir, limits, data_file=data_file, image_root=image_root, config=config, split=split,
+                    row_limit=row_limit, shown_as=shown_as)
     eval_plan = plan_source(Path(eval_source), workdir / "eval", limits, image_root=image_root) \
         if eval_source is not None else None
     if eval_plan is not None:
@@ -211,13 +191,16 @@ def _run(source: Path, workdir: Path, staging: Path | None, *, image_root, fmt, 
         images_dir.mkdir(parents=True)
     job = _Job(limits, ConvertOptions(caption_prompt=caption_prompt), log, ImageStore(images_dir, limits), encoding,
                _Ticker(progress, 0.0, 0.85 if plan.eval_file else 0.95))
-    report = ImportReport("", "", image_root=plan.root_label, source_file=plan.display, source_note=plan.note)
-    main_progress = Progress(plan.data_file.stat().st_size if plan.data_file else 1)
-    rows = _rows(plan, plan.data_file, plan.display, job, main_progress)
-    detection, rows = _detect(rows, plan.display, job, fmt, columns, plan.data_file is None)
+    report = ImportReport("", "", image_root=plan.root_label, source_file=plan.display, source_note=plan.note,
+                          origin=dict(plan.origin))
+    if plan.table is not None:
+        report.rows_available = plan.table.num_rows
+    main_progress = Progress(1)
+    rows = source_rows(plan, main_progress, log, limits, encoding, row_limit, job.ticker)
+    detection, rows = _detect(rows, plan.display, job, fmt, columns, plan.caption_folder)
     report.format, report.format_reason = detection.format, detection.reason
     report.format_title, report.columns = detection.title, dict(detection.columns)
-    resolver = ImageResolver(plan.root, plan.bases)
+    resolver = ImageResolver(plan.root, plan.bases, shown=plan.show)
     resolvers = [resolver]
     out = (staging / SAMPLES_FILE).open("w", encoding="utf-8") if staging is not None else None
     try:
@@ -225,12 +208,14 @@ def _run(source: Path, workdir: Path, staging: Path | None, *, image_root, fmt, 
     finally:
         if out is not None:
             out.close()
+    if row_limit and report.rows_total >= row_limit:
+        report.row_limit = row_limit
     if plan.eval_file is not None:
         eval_root = eval_plan if eval_plan is not None else plan
         display = eval_root.display if eval_plan is not None else str(plan.eval_file.relative_to(plan.folder))
         report.eval_file = display
         eval_resolver = ImageResolver(eval_root.root, eval_root.bases if eval_plan is not None else
-                                      [plan.eval_file.parent, *plan.bases])
+                                      [plan.eval_file.parent, *plan.bases], shown=eval_root.show)
         resolvers.append(eval_resolver)
         job.ticker.start, job.ticker.span = 0.85, 0.1
         eval_progress = Progress(plan.eval_file.stat().st_size)
@@ -272,11 +257,13 @@ def _call(source, staging_parent: Path | None, dest_dir: Path | None, **kwargs) 
     try:
         with tempfile.TemporaryDirectory(prefix=".import-", dir=staging_parent) as tmp:
             staging = Path(tmp) / "dataset" if dest_dir is not None else None
-            report = _run(Path(source), Path(tmp), staging, **kwargs)
+            report = _run(source, Path(tmp), staging, **kwargs)
             if staging is not None:
                 report.written = True
                 (staging / REPORT_FILE).write_text(json.dumps(report.summary(), indent=2, ensure_ascii=False),
                                                    encoding="utf-8")
+                if report.origin:
+                    (staging / SOURCE_FILE).write_text(json.dumps(report.origin, indent=2), encoding="utf-8")
                 staging.rename(dest_dir)
     except DatasetImportError:
         raise
@@ -289,31 +276,37 @@ def _call(source, staging_parent: Path | None, dest_dir: Path | None, **kwargs) 
     return report
 
 
-def import_dataset(source: Path, dest_dir: Path, *, image_root: Path | None = None, format: str | None = None,
-                   columns: dict[str, str] | None = None, eval_source: Path | None = None, eval_ratio: float = 0.0,
-                   seed: int = 0, data_file: str | None = None, encoding: str = "utf-8",
+def import_dataset(source: Path | HubSource, dest_dir: Path, *, image_root: Path | None = None,
+                   format: str | None = None, columns: dict[str, str] | None = None, eval_source: Path | None = None,
+                   eval_ratio: float = 0.0, seed: int = 0, data_file: str | None = None, encoding: str = "utf-8",
                    caption_prompt: str = DEFAULT_CAPTION_PROMPT, limits: ImportLimits | None = None,
-                   progress: ProgressCallback | None = None) -> ImportReport:
-    """Read ``source`` (a data file, a folder or a zip) and create ``dest_dir`` with samples.jsonl, images/ and
-    report.json (plus eval.jsonl and split.json with an eval file or ratio; an eval file, given or found beside the
-    data as val*/eval*/dev*, wins over the ratio). Bad rows are excluded and counted in
-    the report; when no row is usable, or on a fatal problem, DatasetImportError is raised and nothing is left."""
+                   progress: ProgressCallback | None = None, config: str | None = None, split: str | None = None,
+                   row_limit: int | None = None, shown_as: str | None = None) -> ImportReport:
+    """Read ``source`` (a data file, a folder or a zip, a datasets folder, or a ``HubSource``) and create ``dest_dir``
+    with samples.jsonl, images/ and report.json (plus eval.jsonl and split.json with an eval file or ratio; an eval
+    file, given or found beside the data as val*/eval*/dev*, wins over the ratio). ``config`` and ``split`` choose
+    within a datasets folder; ``row_limit`` reads only the first rows. Bad rows are excluded and counted in the
+    report; when no row is usable, or on a fatal problem, DatasetImportError is raised and nothing is left."""
     dest_dir = Path(dest_dir)
     if dest_dir.exists():
         raise DatasetImportError([Problem(f"a dataset folder already exists at {dest_dir}")])
     dest_dir.parent.mkdir(parents=True, exist_ok=True)
     return _call(source, dest_dir.parent, dest_dir, image_root=image_root, fmt=format, columns=columns,
                  eval_source=eval_source, eval_ratio=eval_ratio, seed=seed, data_file=data_file, encoding=encoding,
-                 caption_prompt=caption_prompt, limits=limits, progress=progress)
+                 caption_prompt=caption_prompt, limits=limits, progress=progress, config=config, split=split,
+                 row_limit=row_limit, shown_as=shown_as)
 
 
-def validate_dataset(source: Path, *, image_root: Path | None = None, format: str | None = None,
+def validate_dataset(source: Path | HubSource, *, image_root: Path | None = None, format: str | None = None,
                      columns: dict[str, str] | None = None, eval_source: Path | None = None,
                      data_file: str | None = None, encoding: str = "utf-8",
                      caption_prompt: str = DEFAULT_CAPTION_PROMPT, limits: ImportLimits | None = None,
-                     progress: ProgressCallback | None = None, workdir: Path | None = None) -> ImportReport:
+                     progress: ProgressCallback | None = None, workdir: Path | None = None, config: str | None = None,
+                     split: str | None = None, row_limit: int | None = None,
+                     shown_as: str | None = None) -> ImportReport:
     """The same checks as ``import_dataset`` (every row, every image decoded) without writing a dataset; the report
     comes back even when no row is usable (only unreadable sources and undetectable formats raise)."""
     return _call(source, workdir, None, image_root=image_root, fmt=format, columns=columns, eval_source=eval_source,
                  eval_ratio=0.0, seed=0, data_file=data_file, encoding=encoding, caption_prompt=caption_prompt,
-                 limits=limits, progress=progress)
+                 limits=limits, progress=progress, config=config, split=split, row_limit=row_limit,
+                 shown_as=shown_as)

@@ -10,6 +10,7 @@ from core.problems import Problem
 KIND_TITLES = {
     "encoding": "text encoding",
     "json_syntax": "malformed JSON",
+    "too_deep": "JSON nested too deeply",
     "csv_syntax": "malformed CSV",
     "missing_field": "missing or misnamed field",
     "wrong_type": "wrong value type",
@@ -25,6 +26,7 @@ KIND_TITLES = {
     "image_corrupt": "truncated or unreadable image",
     "image_too_large": "image too large",
     "unsupported": "unsupported content",
+    "duplicate_id": "duplicate sample id",
     "note": "note",
 }
 

@@ -1,4 +1,5 @@
-"""Streaming readers for JSONL, JSON (a top-level list is streamed), CSV/TSV and Parquet files, row by row."""
+"""Streaming readers for JSONL, JSON (a top-level list is streamed) and CSV/TSV files, row by row; Parquet and Arrow
+in ``columnar``."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import csv
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from core.datasets.columnar import read_arrow, read_parquet
 from core.datasets.limits import ImportLimits, human_size
 from core.datasets.problem_log import ProblemLog, RowError
+from core.datasets.rows import Progress, RawRow
 from core.problems import Problem, ProblemsError
 
 CHUNK = 1024 * 1024
@@ -22,29 +24,10 @@ JSON_SUFFIXES = (".json",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 CSV_SUFFIXES = (".csv", ".tsv")
 PARQUET_SUFFIXES = (".parquet",)
-DATA_SUFFIXES = JSON_SUFFIXES + JSONL_SUFFIXES + CSV_SUFFIXES + PARQUET_SUFFIXES
-
-
-@dataclass
-class RawRow:
-    """One row as read: its line (row number for Parquet), its data or the error that made it unreadable."""
-
-    line: int | None
-    data: dict | None
-    error: RowError | None = None
-    file: str | None = None  # overrides the source's display name (used for per-image caption files)
-
-
-class Progress:
-    """Bytes read so far out of the file's total, for a progress bar."""
-
-    def __init__(self, total: int):
-        self.total = max(total, 1)
-        self.done = 0
-
-    @property
-    def fraction(self) -> float:
-        return min(self.done / self.total, 1.0)
+ARROW_SUFFIXES = (".arrow",)
+TOO_DEEP = ("the JSON nests deeper than the reader allows (about 1,000 levels of lists or objects); the row was "
+            "excluded")
+DATA_SUFFIXES = JSON_SUFFIXES + JSONL_SUFFIXES + CSV_SUFFIXES + PARQUET_SUFFIXES + ARROW_SUFFIXES
 
 
 def _encoding_error(raw: bytes, err: UnicodeDecodeError, encoding: str) -> RowError:
@@ -97,6 +80,9 @@ def read_jsonl(path: Path, name: str, progress: Progress, log: ProblemLog, encod
                 value, end = decoder.raw_decode(text)
             except json.JSONDecodeError as e:
                 yield RawRow(lineno, None, _json_error(e, text))
+                continue
+            except RecursionError:
+                yield RawRow(lineno, None, RowError("too_deep", TOO_DEEP))
                 continue
             rest = text[end:].strip()
             if rest == ",":
@@ -210,6 +196,10 @@ def read_json(path: Path, name: str, progress: Progress, log: ProblemLog, limits
                                                         "truncated (the rows before it were read)"))
                 return
             s.advance(end)
+            if value is _TOO_DEEP:
+                yield RawRow(start_line, None, RowError("too_deep", TOO_DEEP))
+                expect_value = after_comma = False
+                continue
             expect_value = after_comma = False
             if isinstance(value, dict):
                 yield RawRow(start_line, value)
@@ -222,6 +212,37 @@ def read_json(path: Path, name: str, progress: Progress, log: ProblemLog, limits
 
 
 _TRUNCATED = object()
+_TOO_DEEP = object()
+
+
+def _skip_nested(s: _JsonStream) -> int:
+    """The end of the object or list at s.pos, found by counting brackets outside strings (for a value too deeply
+    nested to decode); reads more of the file as needed. The file's end before it closes is a truncated row."""
+    depth, i, in_string, escaped = 0, s.pos, False, False
+    while True:
+        if i >= len(s.buf):
+            offset = i - s.pos
+            if not s.more():
+                return -1
+            i = s.pos + offset  # more() may have dropped what lay before pos
+            continue
+        c = s.buf[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
 
 
 def _decode_element(s: _JsonStream, decoder: json.JSONDecoder, start_line: int):
@@ -230,6 +251,9 @@ def _decode_element(s: _JsonStream, decoder: json.JSONDecoder, start_line: int):
     while True:
         try:
             return decoder.raw_decode(s.buf, s.pos)
+        except RecursionError:
+            end = _skip_nested(s)
+            return (_TRUNCATED, 0) if end < 0 else (_TOO_DEEP, end)
         except json.JSONDecodeError as e:
             key = (e.msg, s.buf.count("\n", s.pos, e.pos), e.pos - s.pos)
             if s.eof:
@@ -259,6 +283,8 @@ def _json_object_rows(path: Path, s: _JsonStream, name: str, limits: ImportLimit
         data = json.loads(s.buf[s.pos:])
     except json.JSONDecodeError as e:
         raise s.fatal(f"malformed JSON at column {e.colno}: {e.msg}", line=s.line + e.lineno - 1) from None
+    except RecursionError:
+        raise s.fatal("the file is one JSON object and " + TOO_DEEP.replace("; the row was excluded", "")) from None
     lists = [k for k, v in data.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)]
     if len(lists) == 1 and not {"messages", "conversations", "images"} & {lists[0]}:
         for row in data[lists[0]]:
@@ -337,26 +363,6 @@ def _sniff_delimiter(sample: bytes) -> str:
     return best if counts[best] else ","
 
 
-def read_parquet(path: Path, name: str, progress: Progress) -> Iterator[RawRow]:
-    """A Parquet file, in batches; the row number stands in for the line."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ProblemsError([Problem("reading Parquet needs the pyarrow package (pip install pyarrow)",
-                                     file=name)]) from None
-    try:
-        pf = pq.ParquetFile(path)
-    except Exception as e:  # noqa: BLE001 - pyarrow raises several error types for bad files
-        raise ProblemsError([Problem(f"not a readable Parquet file: {e}", file=name)]) from None
-    total = max(pf.metadata.num_rows, 1)
-    row = 0
-    for batch in pf.iter_batches(batch_size=256):
-        for data in batch.to_pylist():
-            row += 1
-            progress.done = int(progress.total * row / total)
-            yield RawRow(row, data)
-
-
 def read_rows(path: Path, name: str, progress: Progress, log: ProblemLog, limits: ImportLimits,
               encoding: str = "utf-8") -> Iterator[RawRow]:
     """Rows of any supported data file, chosen by its suffix (a .json holding JSON Lines is read as JSONL)."""
@@ -369,6 +375,8 @@ def read_rows(path: Path, name: str, progress: Progress, log: ProblemLog, limits
         return read_csv(path, name, progress, log, encoding)
     if suffix in PARQUET_SUFFIXES:
         return read_parquet(path, name, progress)
+    if suffix in ARROW_SUFFIXES:
+        return read_arrow(path, name, progress)
     raise ProblemsError([Problem(f"unsupported file type {suffix or '(none)'!r}; expected one of "
                                  f"{', '.join(DATA_SUFFIXES)} or a zip", file=name)])
 

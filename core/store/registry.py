@@ -119,11 +119,15 @@ class DatasetRecord:
     images: int
     created_at: float
     summary: dict[str, Any]
+    hub_id: str | None = None  # imported from the Hugging Face Hub: the id, and the commit it was read at
+    hub_revision: str | None = None
+    hub_config: str | None = None
+    hub_split: str | None = None
 
     @classmethod
     def of(cls, row: DatasetRow) -> DatasetRecord:
         return cls(row.id, row.name, row.source, row.format, row.path, row.rows, row.images, row.created_at,
-                   json.loads(row.summary_json or "{}"))
+                   json.loads(row.summary_json or "{}"), row.hub_id, row.hub_revision, row.hub_config, row.hub_split)
 
 
 class Registry:
@@ -266,10 +270,12 @@ class Registry:
 
     # --- datasets -----------------------------------------------------------------------------------------
     def add_dataset(self, name: str, source: str, format: str, path: str, rows: int, images: int,
-                    summary: dict[str, Any]) -> int:
+                    summary: dict[str, Any], *, hub_id: str | None = None, hub_revision: str | None = None,
+                    hub_config: str | None = None, hub_split: str | None = None) -> int:
         with self.session() as s, s.begin():
             row = DatasetRow(name=name, source=source, format=format, path=path, rows=rows, images=images,
-                             created_at=time.time(), summary_json=json.dumps(summary))
+                             created_at=time.time(), summary_json=json.dumps(summary), hub_id=hub_id,
+                             hub_revision=hub_revision, hub_config=hub_config, hub_split=hub_split)
             s.add(row)
             s.flush()
             return row.id

@@ -57,6 +57,11 @@ class DatasetRow(Base):
     images: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[float] = mapped_column(Float)
     summary_json: Mapped[str] = mapped_column(Text, default="{}")
+    # A dataset imported from the Hugging Face Hub: its id, the commit it was read at, its config and split.
+    hub_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hub_revision: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hub_config: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hub_split: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class CalibrationRow(Base):
@@ -127,8 +132,22 @@ def _v3_memory_estimates(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
+_V4_HUB_ORIGIN = (
+    "ALTER TABLE datasets ADD COLUMN hub_id TEXT",
+    "ALTER TABLE datasets ADD COLUMN hub_revision TEXT",
+    "ALTER TABLE datasets ADD COLUMN hub_config TEXT",
+    "ALTER TABLE datasets ADD COLUMN hub_split TEXT",
+)
+
+
+def _v4_dataset_hub_origin(conn: Connection) -> None:
+    for statement in _V4_HUB_ORIGIN:
+        conn.execute(text(statement))
+
+
 # Append new migrations at the end; never edit one that has shipped.
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_run_attempts, _v3_memory_estimates]
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_run_attempts, _v3_memory_estimates,
+                                                  _v4_dataset_hub_origin]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from core.datasets.formats import alpaca, captions, llava, openai, sharegpt
+from core.datasets.formats import alpaca, captions, cauldron, llava, openai, qa, sharegpt
 from core.datasets.formats.base import ConvertOptions, Draft, FormatSpec, find_columns
 
-FORMATS: dict[str, FormatSpec] = {m.SPEC.name: m.SPEC for m in (openai, sharegpt, llava, alpaca, captions)}
+FORMATS: dict[str, FormatSpec] = {m.SPEC.name: m.SPEC for m in (openai, sharegpt, llava, cauldron, qa, alpaca,
+                                                                 captions)}
 
 __all__ = ["FORMATS", "ConvertOptions", "Draft", "FormatSpec", "find_columns"]

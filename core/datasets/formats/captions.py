@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from core.datasets.fields import RowView, type_name
-from core.datasets.formats.base import ConvertOptions, Draft, FormatSpec, row_id
+from core.datasets.formats.base import ConvertOptions, Draft, FormatSpec, image_refs, row_id
 from core.datasets.problem_log import RowError
 from core.datasets.records import IMAGE_PLACEHOLDER, Message
 
 IMAGE_COLUMNS = ("image_path", "image", "file_name", "filename", "image_file", "img_path", "img", "path", "file",
-                 "image_url", "url")
+                 "image_url", "url", "images")
 TEXT_COLUMNS = ("text", "caption", "captions", "description", "label", "answer", "response", "output")
 PROMPT_COLUMNS = ("prompt", "question", "query", "instruction")
 CHAT_KEYS = ("messages", "conversations")
@@ -26,16 +26,17 @@ def match(rows: list[dict], columns: dict[str, str]) -> tuple[int, str] | None:
 def convert(view: RowView, options: ConvertOptions) -> Draft:
     image = view.get("image")
     column = view.column("image")
-    if not isinstance(image, (str, dict, bytes)):
+    if not isinstance(image, (str, dict, bytes, list)):
         raise RowError("wrong_type", f"expected an image path, found {type_name(image)}", field=column)
-    if isinstance(image, str) and not image.strip():
+    if isinstance(image, str) and not image.strip() or image == []:
         raise RowError("missing_field", "the image path is empty", field=column)
+    refs = image_refs(view, "image")[0] if isinstance(image, list) else [(image, column)]
     text = view.text("text")
     prompt = view.text("prompt", required=False)
     prompt = prompt if prompt is not None else options.caption_prompt
-    user = IMAGE_PLACEHOLDER + ("\n" + prompt if prompt else "")
+    user = IMAGE_PLACEHOLDER * len(refs) + ("\n" + prompt if prompt else "")
     messages = [Message("user", user), Message("assistant", text)]
-    return Draft(messages, [column, view.column("text")], [(image, column)], id=row_id(view), images_field=column,
+    return Draft(messages, [column, view.column("text")], refs, id=row_id(view), images_field=column,
                  messages_field=view.column("text"))
 
 

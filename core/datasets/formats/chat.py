@@ -70,10 +70,7 @@ def content_parts(parts: list, where: str, images: list[tuple]) -> str:
             ref = part.get(kind) or part.get("value") or part.get("url") or part.get("path") or part.get("image")
             if isinstance(ref, dict) and not ref.get("bytes"):
                 ref = ref.get("url") or ref.get("path")
-            if not ref:
-                raise RowError("missing_field", f"an {kind} part needs the image in '{kind}' (or 'value', 'url')",
-                               field=field)
-            images.append((ref, field))
+            images.append((ref or None, field))  # None: the row's next image from its images column
             pieces.append(IMAGE_PLACEHOLDER)
             previous_text = False
         else:
