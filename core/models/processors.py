@@ -29,18 +29,22 @@ def without_video(cls: type) -> type:
     """``cls`` (a ProcessorMixin subclass taking a video_processor) with the video part left out."""
     from transformers.processing_utils import ProcessorMixin
 
-    signature = inspect.signature(cls.__init__)
-    params = [p for name, p in signature.parameters.items() if name != "video_processor"]
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        values = dict(inspect.Signature(params).bind(self, *args, **kwargs).arguments)
-        values.pop(params[0].name)  # self
-        for p in params:
-            if p.kind is inspect.Parameter.VAR_KEYWORD:
-                values.update(values.pop(p.name, {}))
-        cls.__init__(self, video_processor=None, **values)
-
-    __init__.__signature__ = inspect.Signature(params)  # what transformers reads for attributes and saving
+    # transformers reads a processor's attributes and saved settings from its constructor's named parameters
+    # (inspect.signature and __code__.co_varnames), so the constructor is written out with the same names.
+    params = [p for name, p in inspect.signature(cls.__init__).parameters.items()
+              if name != "video_processor" and p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD][1:]
+    if not all(p.name.isidentifier() for p in params):
+        raise TypeError(f"cannot rebuild {cls.__name__}'s constructor")
+    defaults = {p.name: p.default for p in params}
+    names = [p.name for p in params]
+    signature = ", ".join(f"{n}=_defaults[{n!r}]" if defaults[n] is not inspect.Parameter.empty else n
+                          for n in names)
+    passed = ", ".join(f"{n}={n}" for n in names)
+    source = (f"def __init__(self, {signature}, **kwargs):\n"
+              f"    _parent(self, video_processor=None, {passed}, **kwargs)\n")
+    scope: dict[str, Any] = {"_defaults": defaults, "_parent": cls.__init__}
+    exec(compile(source, f"<{cls.__name__} without video>", "exec"), scope)  # noqa: S102 - names are identifiers
+    __init__ = scope["__init__"]
 
     def apply_chat_template(self: Any, conversation: Any, chat_template: str | None = None, **kwargs: Any) -> Any:
         # Some processors (SmolVLM) read video settings here even for images; the shared renderer needs none.

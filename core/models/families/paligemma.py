@@ -10,17 +10,17 @@ from core.models.families.base import Family, ImageMeta, ImageSettings
 
 # The processor's layout (images, <bos>, prompt, "\n"; answer, <eos>) carried over to several turns.
 CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{%- if message['content'] is string -%}{%- set parts = [{'type': 'text', 'text': message['content']}] -%}"
-    "{%- else -%}{%- set parts = message['content'] -%}{%- endif -%}"
-    "{%- if message['role'] == 'assistant' -%}"
-    "{%- for part in parts if part['type'] == 'text' -%}{{ part['text'] }}{%- endfor -%}{{ eos_token }}"
-    "{%- else -%}"
-    "{%- for part in parts if part['type'] == 'image' -%}<image>{%- endfor -%}"
-    "{%- if loop.first -%}{{ bos_token }}{%- endif -%}"
-    "{%- for part in parts if part['type'] == 'text' -%}{{ part['text'] }}{%- endfor -%}{{ '\n' }}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
+    "{% for message in messages %}"
+    "{% if message['content'] is string %}{% set parts = [{'type': 'text', 'text': message['content']}] %}"
+    "{% else %}{% set parts = message['content'] %}{% endif %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{% for part in parts if part['type'] == 'text' %}{{ part['text'] }}{% endfor %}{{ eos_token }}"
+    "{% else %}"
+    "{% for part in parts if part['type'] == 'image' %}<image>{% endfor %}"
+    "{% if loop.first %}{{ bos_token }}{% endif %}"
+    "{% for part in parts if part['type'] == 'text' %}{{ part['text'] }}{% endfor %}{{ '\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
 )
 
 
