@@ -126,8 +126,9 @@ def llava_next() -> tuple[Any, Any]:
                                text_config={"model_type": "mistral", **text_config(len(tok), tok)},
                                image_token_index=ids(tok, "<image>")[0], image_grid_pinpoints=PINPOINTS,
                                vision_feature_layer=-1)
-    processor = T.LlavaNextProcessor(image_processor=image, tokenizer=tok, patch_size=8, chat_template=tpl.MISTRAL_IMAGE,
-                                     vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    processor = T.LlavaNextProcessor(image_processor=image, tokenizer=tok, patch_size=8,
+                                     chat_template=tpl.MISTRAL_IMAGE, vision_feature_select_strategy="default",
+                                     num_additional_image_tokens=1)
     return config, processor
 
 
@@ -135,7 +136,8 @@ def llava_onevision() -> tuple[Any, Any]:
     import transformers as T
 
     tok = tokenizer([*tpl.QWEN_TOKENS, "<image>", "<video>"], tpl.CHATML_IMAGE, eos_token="<|im_end|>",
-                    pad_token="<|endoftext|>", extra_special_tokens={"image_token": "<image>", "video_token": "<video>"})
+                    pad_token="<|endoftext|>",
+                    extra_special_tokens={"image_token": "<image>", "video_token": "<video>"})
     pinpoints = [[32, 32], [32, 64], [64, 32], [64, 64]]
     image = T.LlavaOnevisionImageProcessorPil(size={"height": 32, "width": 32}, image_grid_pinpoints=pinpoints)
     config = T.LlavaOnevisionConfig(vision_config={"model_type": "siglip_vision_model", **tower()},
@@ -235,7 +237,8 @@ def text_model(kind: str) -> tuple[Any, Any]:
 
 
 BUILDERS: dict[str, Callable[[], tuple[Any, Any]]] = {
-    "qwen2_vl": lambda: qwen("qwen2_vl"), "qwen2_5_vl": lambda: qwen("qwen2_5_vl"), "qwen3_vl": lambda: qwen("qwen3_vl"),
+    "qwen2_vl": lambda: qwen("qwen2_vl"), "qwen2_5_vl": lambda: qwen("qwen2_5_vl"),
+    "qwen3_vl": lambda: qwen("qwen3_vl"),
     "llava": llava, "llava_next": llava_next, "llava_onevision": llava_onevision, "gemma3": gemma3,
     "smolvlm": lambda: idefics("smolvlm"), "idefics3": lambda: idefics("idefics3"), "paligemma": paligemma,
     "mllama": mllama, **{k: (lambda k=k: text_model(k)) for k in TEXT_MODELS},

@@ -48,10 +48,8 @@ def ask(chat: ChatService, choice: str, name: str, images: Path, **kwargs: objec
         messages, pictures = [Message("user", "What colour is the sky?")], []
     else:
         messages, pictures = [Message("user", "<image>What colour is it?")], [images / "wide.png"]
-    reply = ""
-    for reply in chat.stream(choice, messages, pictures, max_new_tokens=6, **kwargs):
-        pass
-    return reply
+    replies = list(chat.stream(choice, messages, pictures, max_new_tokens=6, **kwargs))
+    return replies[-1] if replies else ""
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)

@@ -31,6 +31,9 @@ DEFAULT_CARD_GB = 24
 IN_USE = "in use"  # the card value meaning "this machine's CUDA card"
 GIB_IN_GB = 2**30 / GB  # a "24 GB" card holds 24 GiB: 25.8 GB of 1e9 bytes, the estimate's unit
 FAILURE_TTL_SECONDS = 30.0  # a model whose config could not be read is not retried on every keystroke
+PART_LABELS = {"vision": "vision tower", "language": "language model", "head": "head"}
+IMAGES_TOO_LONG = ("Each image adds up to {n:,} tokens, more than the max length of {max:,}: rows with an image "
+                   "would be cut inside it and skipped. Raise the max length or lower the image resolution.")
 
 
 class ModelUnavailable(Exception):
@@ -76,6 +79,23 @@ def estimate_summary(est: Estimate) -> dict[str, Any]:
     """What a run stores: total, allocated and reserved GB and the breakdown (label -> GB)."""
     return {"total_gb": est.total_gb, "allocated_gb": est.allocated_gb, "reserved_gb": est.reserved_gb,
             "breakdown": est.breakdown_gb()}
+
+
+def model_summary(arch: Architecture, config: TrainConfig) -> dict[str, Any]:
+    """The model's family, its parts with their parameter counts, and the tokens an image adds at the form's
+    image settings (with a warning when that passes the max length)."""
+    from core.models.families import family_named
+
+    family = family_named(arch.family) if arch.family else None
+    labels = {**PART_LABELS, "projector": family.projector_label if family else "projector"}
+    summary: dict[str, Any] = {"family": family.label if family else "", "vision": arch.vision is not None,
+                               "parts": {labels[k]: v for k, v in arch.parts().items()}, "image_tokens": 0,
+                               "image_warning": ""}
+    if arch.vision is not None:
+        summary["image_tokens"] = arch.vision.image_tokens
+        if arch.vision.image_tokens > config.max_length:
+            summary["image_warning"] = IMAGES_TOO_LONG.format(n=arch.vision.image_tokens, max=config.max_length)
+    return summary
 
 
 def _error(estimated: float, measured: float) -> tuple[float, float | None]:
@@ -215,8 +235,11 @@ class MemoryAdvisor:
         if refusal:
             return refusal
         est = estimate(inputs_from_train_config(config, arch))
+        from core.models.families import ImageSettings
+
         return {
             "ok": True, "model": config.model, "params": arch.total_params(),
+            **model_summary(arch.for_images(ImageSettings.of(config)), config),
             "total_gb": est.total_gb, "allocated_gb": est.allocated_gb, "reserved_gb": est.reserved_gb,
             "paged_gb": est.paged_bytes / GB, "breakdown": est.breakdown_gb(),
             "terms": [{"label": t.label, "gb": t.gb, "note": t.note} for t in est.terms if t.counted and t.bytes > 0],

@@ -60,6 +60,7 @@ class Family:
     vision_modules: tuple[str, ...] = ("vision_tower",)
     language_modules: tuple[str, ...] = ("language_model",)
     head_modules: tuple[str, ...] = ("lm_head",)
+    projector_label = "projector"  # what the family calls it
     # Full module names bitsandbytes must leave unquantized (transformers 5 matches them from the start).
     quantize_skip: tuple[str, ...] = ("model.vision_tower", "model.multi_modal_projector", "lm_head")
     attention_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")

@@ -17,6 +17,7 @@ class Idefics3Family(Family):
     model_types = ("idefics3",)
     processor_class = "Idefics3Processor"
     projector_modules = ("connector",)
+    projector_label = "connector"
     vision_modules = ("vision_model",)
     language_modules = ("text_model",)
     quantize_skip = ("model.vision_model", "model.connector", "lm_head")

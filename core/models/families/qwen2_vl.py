@@ -19,6 +19,7 @@ class Qwen2VLFamily(Family):
     model_types = ("qwen2_vl",)
     processor_class = "Qwen2VLProcessor"
     projector_modules = ("merger",)
+    projector_label = "merger"
     vision_modules = ("visual",)
     quantize_skip = ("model.visual", "lm_head")
     image_options = ("image_max_pixels", "image_min_pixels")
