@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.models.families import Family, ImageSettings, family_for
+from core.models.families.base import siglip_head
 
 # transformers' defaults for keys a config.json may leave out (LLaVA-1.5's text_config lists only a few keys).
 TEXT_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -114,6 +115,8 @@ class VisionArch:
     projector_count: int = 0  # the projector's parameters (0: LLaVA's two-layer MLP)
     tiles: int = 1  # tiles or crops per image (any-res, image splitting, pan and scan, mllama)
     learned_positions: bool = True  # a learned position embedding per patch (Qwen2/2.5-VL use rotary ones)
+    mlp_matrices: int = 2  # 3 for a gated (SwiGLU) MLP (Qwen2.5-VL)
+    extra_params: int = 0  # beyond the layers: SigLIP's pooling head, mllama's tile embeddings
 
     @property
     def patches(self) -> int:
@@ -125,18 +128,19 @@ class VisionArch:
         return self.tower_tokens_per_image or self.patches + (1 if self.class_token else 0)
 
     def layer_params(self) -> int:
-        h, i = self.hidden_size, self.intermediate_size
-        return 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h
+        h, i, m = self.hidden_size, self.intermediate_size, self.mlp_matrices
+        return 4 * (h * h + h) + (m - 1) * (h * i + i) + (i * h + h) + 4 * h
 
     def linear_params(self) -> int:
-        return self.num_layers * (4 * self.hidden_size ** 2 + 2 * self.hidden_size * self.intermediate_size)
+        h = self.hidden_size
+        return self.num_layers * (4 * h ** 2 + self.mlp_matrices * h * self.intermediate_size)
 
     def total_params(self) -> int:
         h = self.hidden_size
         patch_embed = self.num_channels * self.patch_size ** 2 * h
         positions = (self.patches + (1 if self.class_token else 0)) * h if self.learned_positions else 0
         embeddings = patch_embed + positions + (h if self.class_token else 0)
-        return embeddings + self.num_layers * self.layer_params() + 4 * h  # pre- and post-layernorm
+        return embeddings + self.num_layers * self.layer_params() + 4 * h + self.extra_params  # with the layernorms
 
     def projector_params(self) -> int:
         """The family's count, or LLaVA's two-layer MLP projector with biases: in -> out -> out."""
@@ -218,11 +222,13 @@ def vision_arch(d: dict[str, Any], text_hidden: int, select_strategy: str = "def
     tokens = (image // patch) ** 2 + (1 if cls else 0)
     if select_strategy == "default" and cls:
         tokens -= 1  # LLaVA's "default" strategy drops the class token
+    head = siglip_head(hidden, int(intermediate)) if model_type == "siglip_vision_model" and d.get(
+        "vision_use_head", True) else 0
     return VisionArch(
         hidden_size=hidden, intermediate_size=int(intermediate), num_layers=int(_get(d, "num_hidden_layers", defaults)),
         num_heads=int(_get(d, "num_attention_heads", defaults)), image_size=image, patch_size=patch,
         num_channels=int(_get(d, "num_channels", defaults, 3)), class_token=cls,
-        image_tokens=tokens, projector_in=hidden, projector_out=text_hidden, model_type=model_type,
+        image_tokens=tokens, projector_in=hidden, projector_out=text_hidden, model_type=model_type, extra_params=head,
     )
 
 

@@ -189,3 +189,9 @@ def blank_images(sizes: list[tuple[int, int]]) -> list[Any]:
     from PIL import Image
 
     return [Image.new("RGB", size, (128, 128, 128)) for size in sizes]
+
+
+def siglip_head(hidden: int, intermediate: int) -> int:
+    """Parameters of SigLIP's attention-pooling head (probe, attention, layer norm, MLP), which transformers builds
+    unless the config sets vision_use_head to false."""
+    return hidden + 4 * hidden * hidden + 4 * hidden + 2 * hidden + 2 * hidden * intermediate + intermediate + hidden

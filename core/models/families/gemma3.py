@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.models.families.base import Family, ImageMeta, ImageSettings
+from core.models.families.base import Family, ImageMeta, ImageSettings, siglip_head
 
 
 class Gemma3Family(Family):
@@ -52,4 +52,6 @@ class Gemma3Family(Family):
                 "tower_tokens": (crops + 1) * (size // patch) ** 2, "image_tokens": (crops + 1) * tokens,
                 "tiles": crops + 1, "projector_in": hidden, "projector_out": text_hidden,
                 "projector": hidden + hidden * text_hidden,  # RMSNorm, then one matrix (after 4x4 average pooling)
-                "model_type": str(v.get("model_type") or "siglip_vision_model")}
+                "model_type": str(v.get("model_type") or "siglip_vision_model"),
+                "extra_params": siglip_head(hidden, int(v.get("intermediate_size", 4304))) if v.get(
+                    "vision_use_head", True) else 0}

@@ -85,7 +85,8 @@ class LlavaNextFamily(Family):
         tiles = math.prod(largest) // (size * size)
         side = size // patch
         rows, cols = largest[0] // size * side, largest[1] // size * side
-        return {**base, "tower_tokens": (tiles + 1) * int(base["tower_tokens"]), "tiles": tiles + 1,
+        per_tile = (size // patch) ** 2 + (1 if base["class_token"] else 0)
+        return {**base, "tower_tokens": (tiles + 1) * per_tile, "tiles": tiles + 1,
                 "image_tokens": self.token_cap(int(base["image_tokens"]), rows, cols, side)}
 
     def token_cap(self, base: int, rows: int, cols: int, side: int) -> int:

@@ -54,8 +54,12 @@ class MllamaFamily(Family):
         per_tile = (size // patch) ** 2 + 1
         out = int(v.get("vision_output_dim", 7680))
         layers = int(v.get("num_hidden_layers", 32)) + int(v.get("num_global_layers", 8))
+        ratios = len(v.get("supported_aspect_ratios") or range(8)) + 1
+        # per aspect ratio and tile: a gated position embedding for every patch, and two tile embeddings
+        tile_embeddings = ratios * tiles * (per_tile * hidden + 2 * hidden)
         return {"hidden_size": hidden, "intermediate_size": int(v.get("intermediate_size", 5120)),
                 "num_layers": layers, "num_heads": int(v.get("attention_heads", 16)), "image_size": size,
                 "patch_size": patch, "class_token": True, "tower_tokens": tiles * per_tile, "image_tokens": 1,
                 "tiles": tiles, "projector_in": out, "projector_out": text_hidden,
-                "projector": out * text_hidden + text_hidden, "model_type": "mllama_vision_model"}
+                "projector": out * text_hidden + text_hidden, "model_type": "mllama_vision_model",
+                "extra_params": tile_embeddings}

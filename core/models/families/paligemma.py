@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.models.families.base import Family, ImageMeta, ImageSettings
+from core.models.families.base import Family, ImageMeta, ImageSettings, siglip_head
 
 # The processor's layout (images, <bos>, prompt, "\n"; answer, <eos>) carried over to several turns.
 CHAT_TEMPLATE = (
@@ -58,4 +58,6 @@ class PaliGemmaFamily(Family):
                 "image_size": size, "patch_size": patch, "class_token": False,
                 "tower_tokens": (size // patch) ** 2, "image_tokens": (size // patch) ** 2,
                 "projector_in": hidden, "projector_out": projection, "projector": hidden * projection + projection,
-                "model_type": str(v.get("model_type") or "siglip_vision_model")}
+                "model_type": str(v.get("model_type") or "siglip_vision_model"),
+                "extra_params": siglip_head(hidden, int(v.get("intermediate_size", 4304))) if v.get(
+                    "vision_use_head", True) else 0}

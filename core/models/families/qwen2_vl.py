@@ -90,6 +90,7 @@ class Qwen2VLFamily(Family):
         side = int(patches ** 0.5) * patch
         return {"hidden_size": width, "intermediate_size": mlp, "num_layers": layers, "num_heads": heads,
                 "image_size": side, "patch_size": patch, "class_token": False, "tower_tokens": patches,
+                "learned_positions": False,
                 "image_tokens": patches // (merge * merge), "projector_in": width * merge * merge,
                 "projector_out": text_hidden, "projector": self.merger_params(width, merge, text_hidden, v),
                 "model_type": str(v.get("model_type") or self.name)}

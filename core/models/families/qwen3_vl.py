@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.models.families.base import ImageSettings
 from core.models.families.qwen2_vl import Qwen2VLFamily
 
 
@@ -22,6 +23,13 @@ class Qwen3VLFamily(Qwen2VLFamily):
     def tower(self, v: dict[str, Any]) -> tuple[int, int, int, int]:
         return (int(v.get("hidden_size") or 1152), int(v.get("intermediate_size") or 4304), int(v.get("depth") or 27),
                 int(v.get("num_heads") or 16))
+
+    def vision_shape(self, config: dict[str, Any], text_hidden: int, preprocessor: dict[str, Any],
+                     settings: ImageSettings, base: dict[str, Any]) -> dict[str, Any]:
+        """Qwen2-VL's reading, plus Qwen3-VL's learned position table (interpolated to each image's grid)."""
+        shape = super().vision_shape(config, text_hidden, preprocessor, settings, base)
+        table = int(dict(config.get("vision_config") or {}).get("num_position_embeddings") or 2304)
+        return {**shape, "image_size": int(table ** 0.5) * shape["patch_size"], "learned_positions": True}
 
     def merger_params(self, width: int, merge: int, out: int, v: dict[str, Any]) -> int:
         wide = width * merge * merge
