@@ -86,6 +86,16 @@ class ChatService:
             self._loaded = LoadedModel(key, model, processor, encoder, device)
             return self._loaded
 
+    def weights_of(self, choice: str, loading: str) -> tuple[str, int]:
+        """The model a choice loads and the bits its weights take (16, 8 or 4), as ``_load`` would load it."""
+        bits = {"8bit": 8, "4bit": 4}.get(loading, 16)
+        if not choice.startswith(RUN_PREFIX):
+            return choice, bits
+        run = self.registry.get_run(int(choice[len(RUN_PREFIX):]))
+        if loading == "auto" and run.method == "qlora":
+            bits = {"8bit": 8}.get(str(run.config.get("quantization")), 4)
+        return run.model, bits
+
     def release(self) -> None:
         """Drop the loaded model and give its memory back (on CUDA, to the driver too) before another loads."""
         import gc

@@ -118,3 +118,19 @@ def test_an_adapter_run_chats_on_a_4bit_base_when_chosen(chat: ChatService, fami
     assert any("lora_A" in n for n, _ in model.named_parameters())
     ask(chat, choice, "mllama", images)  # "auto": a LoRA run's base in the half dtype
     assert not any(isinstance(m, bnb.nn.Linear4bit) for m in chat._loaded.model.modules())
+
+
+def test_the_chat_estimate_counts_the_chosen_bits_and_the_runs_training_now(studio, tmp_path: Path) -> None:
+    folder = tmp_path / "qwen"
+    folder.mkdir()
+    configs = Path(__file__).parent / "fixtures" / "model_configs"
+    (folder / "config.json").write_text((configs / "qwen2.5-vl-7b-instruct.json").read_text())
+    half, four = (studio.chat_memory(str(folder), loading, "24") for loading in ("half", "4bit"))
+    assert half["ok"] and 15 < half["chat_gb"] < 22 and four["chat_gb"] < half["chat_gb"] / 2
+    assert half["verdict"] == "fits" and half["runs"] == []
+    run_id = studio.registry.create_run("busy", "tiny", "lora", "sample", {})
+    studio.registry.set_status(run_id, "running")
+    studio.registry.set_run_estimate(run_id, total_gb=12.0, allocated_gb=10.0, reserved_gb=11.0, breakdown={})
+    beside = studio.chat_memory(str(folder), "half", "24")
+    assert beside["runs"] == [run_id] and beside["training_gb"] == 12.0 and beside["verdict"] == "will not fit"
+    assert studio.chat_memory(str(folder), "4bit", "24")["verdict"] == "fits"
