@@ -78,7 +78,7 @@ def train_steps(model: Any, batch: dict[str, Any], steps: int = 3, lr: float = 1
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses
 
 

@@ -165,3 +165,29 @@ def test_processors_with_a_video_part_load_without_torchvision_and_save_as_thems
     assert again.image_token == processor.image_token and again.chat_template == processor.chat_template
     assert torch.equal(torch.tensor(again.tokenizer("<image> hi")["input_ids"]),
                        torch.tensor(processor.tokenizer("<image> hi")["input_ids"]))
+
+
+def test_a_llava_with_a_dinov2_tower_encodes_and_trains(tmp_path: Path, images: Path) -> None:
+    """The starter model's shape: LlavaConfig with a Dinov2Config vision tower (class token dropped by 'default')."""
+    import transformers as T
+    from family_models import text_config, tokenizer
+    from family_templates import LLAVA
+
+    tok = tokenizer(["<pad>", "<s>", "</s>", "<image>"], LLAVA, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                    extra_special_tokens={"image_token": "<image>"})
+    image = T.CLIPImageProcessorPil(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
+    processor = T.LlavaProcessor(image_processor=image, tokenizer=tok, patch_size=14, chat_template=LLAVA,
+                                 vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    vision = T.Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, image_size=28,
+                            patch_size=14)
+    config = T.LlavaConfig(vision_config=vision, text_config={"model_type": "llama", **text_config(len(tok), tok)},
+                           image_token_id=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-1)
+    T.LlavaForConditionalGeneration(config).save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    encoder = encoder_for(tmp_path)
+    encoded = encoder.encode(TWO_IMAGES, images)
+    assert encoded.problem == "" and encoded.image_tokens == [4, 4]  # (28 / 14)^2 patches each
+    from core.models.loading import load_model
+
+    batch = Collator(encoder)([encoded])
+    assert torch.isfinite(load_model(str(tmp_path))(**batch).loss)

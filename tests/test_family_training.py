@@ -112,3 +112,20 @@ def test_a_merged_export_reloads_as_base_plus_adapter(family_model, images: Path
     with torch.no_grad():
         expected, got = model(**inputs).logits, reloaded(**inputs).logits
     assert torch.allclose(expected, got, atol=1e-4, rtol=1e-3), (expected - got).abs().max()
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_full_lisa_and_bottleneck_adapters_train_every_family(family_model, images: Path, name: str) -> None:
+    path = family_model(name)
+    batch = fixed_batch(path, name, images)
+    settings = {"full": {"train_projector": True}, "lisa": {"lisa_layers": 1, "train_projector": False},
+                "adapter": {"adapter_size": 4}}
+    for method_name, extra in settings.items():
+        model = get_method(method_name).prepare(loaded(path), TrainConfig(method=method_name, **extra))
+        part_of = part_names(model)
+        trained = {part_of(n) for n, p in model.named_parameters() if p.requires_grad}
+        expected = {"full": {"language", "head", "projector"}, "lisa": {"language", "head"},
+                    "adapter": {"language"}}[method_name] - (set() if name in FAMILIES else {"projector"})
+        assert trained <= expected and "language" in trained and "vision" not in trained, method_name
+        losses = train_steps(model, batch, steps=2, lr=1e-3)
+        assert all(torch.isfinite(torch.tensor(losses))) and losses[1] < losses[0], (method_name, losses)
