@@ -88,3 +88,15 @@ def test_the_advisor_names_family_parts_and_warns_when_images_outgrow_the_max_le
     assert set(result["parts"]) == {"vision tower", "merger", "language model", "head"}
     assert "752 tokens, more than the max length of 512" in result["image_warning"]
     assert not studio.memory.estimate({**values, "max_length": 1024}, "24")["image_warning"]
+
+
+def test_the_train_tab_shows_the_family_its_parts_and_an_images_tokens(studio, tmp_path: Path) -> None:
+    from webui.train_tab import estimate_markdown
+
+    folder = tmp_path / "idefics"
+    folder.mkdir()
+    (folder / "config.json").write_text((CONFIGS / "idefics3-8b-llama3.json").read_text())
+    values = TrainConfig(model=str(folder), max_length=4096, image_tiling="off").to_dict()
+    text = estimate_markdown(studio.memory.estimate(values, "24"))
+    assert "**Idefics3**: vision tower 412.9M · connector 18.9M · language model 7.5B · head 525.3M." in text
+    assert "Each image adds up to 169 tokens" in text and "⚠️" not in text
