@@ -12,7 +12,8 @@ from core.datasets.records import IMAGE_PLACEHOLDER, Message
 from core.hardware import resolve_device
 from core.methods import get_method
 from core.models.encoding import SampleEncoder
-from core.models.loading import load_model, load_processor, resolve_model
+from core.models.families import ImageSettings, family_for
+from core.models.loading import inference_dtype, inference_quantization, load_model, load_processor, resolve_model
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.runs.files import COMPLETE_MARK
@@ -26,11 +27,15 @@ def is_complete(artefact_dir: str | None) -> bool:
     """Only results published whole (with their completion mark) are offered or loaded."""
     return bool(artefact_dir) and (Path(artefact_dir) / COMPLETE_MARK).is_file()
 CHAT_STATUSES = ("completed", "stopped")
+# How chat loads a model: "auto" is the half dtype (bf16 on CUDA, fp16 without bf16, fp32 on CPU), and a QLoRA
+# run's base quantized as it was trained; the others load every base (and a run's base) that way.
+CHAT_LOADINGS = {"auto": "half precision (QLoRA runs: as trained)", "half": "half precision",
+                 "8bit": "8-bit (LLM.int8)", "4bit": "4-bit (NF4)"}
 
 
 @dataclass
 class LoadedModel:
-    key: str
+    key: tuple[str, str]
     model: Any
     processor: Any
     encoder: SampleEncoder
@@ -57,62 +62,88 @@ class ChatService:
                     bases.append(run.model)
         return [(f"base: {b}", b) for b in bases] + runs
 
-    def _load(self, choice: str) -> LoadedModel:
+    def _load(self, choice: str, loading: str = "auto") -> LoadedModel:
+        if loading not in CHAT_LOADINGS:
+            raise ProblemsError([Problem(f"choose one of {', '.join(CHAT_LOADINGS)}", field="loading")])
         with self._lock:
-            if self._loaded and self._loaded.key == choice:
+            key = (choice, loading)
+            if self._loaded and self._loaded.key == key:
                 return self._loaded
-            self._loaded = None
+            self.release()
             device = resolve_device("auto")
+            settings = ImageSettings()
             if choice.startswith(RUN_PREFIX):
-                model, path = self._load_run(int(choice[len(RUN_PREFIX):]), device)
+                model, path, settings = self._load_run(int(choice[len(RUN_PREFIX):]), device, loading)
             else:
                 path = resolve_model(choice, self.paths)
-                model = load_model(path, device=device)
+                model = load_model(path, device=device, dtype=inference_dtype(device),
+                                   **inference_quantization("none" if loading == "auto" else loading, device))
             model.eval()
             processor = load_processor(path)
             processor_tokenizer = getattr(processor, "tokenizer", processor)
             processor_tokenizer.padding_side = "left"
-            self._loaded = LoadedModel(choice, model, processor, SampleEncoder(processor, 1 << 20), device)
+            encoder = SampleEncoder(processor, 1 << 20, settings, family_for(model.config), model.config)
+            self._loaded = LoadedModel(key, model, processor, encoder, device)
             return self._loaded
 
-    def _load_run(self, run_id: int, device: str) -> tuple[Any, str]:
-        """A run's result and the folder its processor comes from.
+    def weights_of(self, choice: str, loading: str) -> tuple[str, int]:
+        """The model a choice loads and the bits its weights take (16, 8 or 4), as ``_load`` would load it."""
+        bits = {"8bit": 8, "4bit": 4}.get(loading, 16)
+        if not choice.startswith(RUN_PREFIX):
+            return choice, bits
+        run = self.registry.get_run(int(choice[len(RUN_PREFIX):]))
+        if loading == "auto" and run.method == "qlora":
+            bits = {"8bit": 8}.get(str(run.config.get("quantization")), 4)
+        return run.model, bits
+
+    def release(self) -> None:
+        """Drop the loaded model and give its memory back (on CUDA, to the driver too) before another loads."""
+        import gc
+
+        self._loaded = None
+        gc.collect()
+        if resolve_device("auto") == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _load_run(self, run_id: int, device: str, loading: str) -> tuple[Any, str, ImageSettings]:
+        """A run's result, the folder its processor comes from, and the image settings it trained with.
 
         "weights" results are complete model folders (processor included); "adapter" results go on top of the
-        base, loaded as the run loaded it (a QLoRA base quantized the same way).
+        base, loaded in the half dtype or quantized as chosen ("auto": a QLoRA base quantized as the run had it).
         """
         run = self.registry.get_run(run_id)
         if not is_complete(run.artefact_dir):
             raise ProblemsError([Problem(f"run {run.id} has no saved result to chat with", field="model")])
         artefact = Path(run.artefact_dir)
         method = get_method(run.method)
+        config, _ = TrainConfig.coerce(run.config)  # only the quantization and image settings matter here
+        settings = ImageSettings.of(config)
+        chosen = inference_quantization("none" if loading == "auto" else loading, device)
         if method.artefact == "weights":
             own = (artefact / "tokenizer_config.json").is_file()
             path = str(artefact) if own else resolve_model(run.model, self.paths)
-            return method.load_for_inference(load_model(str(artefact), device=device), artefact), path
-        config, _ = TrainConfig.coerce(run.config)  # only the quantization settings matter here
+            model = load_model(str(artefact), device=device, dtype=inference_dtype(device), **chosen)
+            return method.load_for_inference(model, artefact), path, settings
         path = resolve_model(run.model, self.paths)
-        base = load_model(path, device=device, **method.load_kwargs(config))
-        return method.load_for_inference(base, artefact), path
+        quantization = method.load_kwargs(config) if loading == "auto" else chosen
+        base = load_model(path, device=device, dtype=inference_dtype(device), **quantization)
+        return method.load_for_inference(base, artefact), path, settings
 
     def stream(self, choice: str, messages: list[Message], images: list[Path], *, max_new_tokens: int = 128,
-               temperature: float = 0.0) -> Iterator[str]:
+               temperature: float = 0.0, loading: str = "auto") -> Iterator[str]:
         """Yield the reply as it grows; ``messages`` ends with the user's turn, ``images`` fill its placeholders."""
         from transformers import TextIteratorStreamer
 
-        loaded = self._load(choice)
+        loaded = self._load(choice, loading)
         placeholders = sum(m.content.count(IMAGE_PLACEHOLDER) for m in messages)
         if placeholders != len(images):
             raise ProblemsError([Problem(f"{placeholders} image placeholders but {len(images)} images")])
         if images and not loaded.encoder.vision:
             raise ProblemsError([Problem("this model reads text only; remove the image", field="image")])
-        prompt = loaded.encoder.render(messages, add_generation_prompt=True)
-        if loaded.encoder.vision:
-            pictures = [_open_rgb(p) for p in images]
-            inputs = loaded.processor(text=prompt, images=pictures or None, return_tensors="pt")
-        else:
-            inputs = loaded.processor(prompt, return_tensors="pt", add_special_tokens=False)
-        inputs = {k: v.to(loaded.device) for k, v in inputs.items()}
+        inputs = inputs_on_device(loaded.encoder.prompt_inputs(messages, images), loaded.device,
+                                  inference_dtype(loaded.device))
         tokenizer = loaded.encoder.tokenizer
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
         generation = {"max_new_tokens": max_new_tokens, "streamer": streamer, "pad_token_id": tokenizer.pad_token_id,
@@ -139,8 +170,10 @@ class ChatService:
             raise RuntimeError(f"generation failed: {errors[0]}") from errors[0]
 
 
-def _open_rgb(path: Path) -> Any:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return img.convert("RGB")
+def inputs_on_device(inputs: dict[str, Any], device: str, float_dtype: Any) -> dict[str, Any]:
+    """Tensors on the device, pixel values (any floating-point input) in the dtype the model computes in."""
+    out = {}
+    for key, value in inputs.items():
+        value = value.to(device)
+        out[key] = value.to(float_dtype) if value.is_floating_point() else value
+    return out

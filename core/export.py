@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,23 +153,28 @@ class ExportService:
             self._merging.release()
 
     def _merge(self, run: RunRecord, dtype: str) -> MergeExport:
-        import torch
-
-        base_path = resolve_model(run.model, self.paths)
-        # Never the 4-bit/8-bit base a QLoRA run trained on: merging into it would round the result.
-        base = load_model(base_path, device="cpu", dtype=torch.float32)
-        model = get_method(run.method).load_for_inference(base, Path(run.artefact_dir))
-        merged = model.merge_and_unload()
-        merged.to(getattr(torch, MERGE_DTYPES[dtype]))
-        merged.eval()
-        processor = load_processor(base_path)
         self.exports_dir.mkdir(parents=True, exist_ok=True)
-        def write(folder: Path) -> None:
-            merged.save_pretrained(folder)
-            processor.save_pretrained(folder)
-
+        write = merged_writer(resolve_model(run.model, self.paths), run.method, Path(run.artefact_dir), dtype)
         target = publish(self.exports_dir / f"run-{run.id:05d}-merged", write)
         return MergeExport(target, folder_size(target), dtype)
+
+
+def merged_writer(base_path: str, method: str, artefact_dir: Path, dtype: str) -> Callable[[Path], None]:
+    """The adapter folded into its base, loaded in fp32 (never the 4-bit/8-bit base a QLoRA run trained on:
+    merging into it would round the result); returns what writes the standalone model and its processor."""
+    import torch
+
+    base = load_model(base_path, device="cpu", dtype=torch.float32)
+    merged = get_method(method).load_for_inference(base, artefact_dir).merge_and_unload()
+    merged.to(getattr(torch, MERGE_DTYPES[dtype]))
+    merged.eval()
+    processor = load_processor(base_path)
+
+    def write(folder: Path) -> None:
+        merged.save_pretrained(folder)
+        processor.save_pretrained(folder)
+
+    return write
 
 
 def _remove_old(root: Path) -> None:

@@ -158,3 +158,11 @@ class Studio:
 
     def chat_stream(self, choice: str, messages: list[Message], images: list[Path], **kwargs: Any) -> Iterator[str]:
         return self.chat.stream(choice, messages, images, **kwargs)
+
+    def chat_memory(self, choice: str, loading: str = "auto", card: Any = None) -> dict[str, Any]:
+        """Whether chatting with a choice, loaded as chosen, fits on the card beside the runs training now."""
+        try:
+            model, bits = self.chat.weights_of(choice, loading)
+        except (KeyError, ValueError):
+            return {"ok": False, "reason": f"There is no model or run {choice!r}.", "card": self.memory.card(card)}
+        return self.memory.chat_estimate(model, bits, card)

@@ -21,6 +21,7 @@ QUANTIZATIONS = ("none", "4bit", "8bit")
 QUANT_TYPES = ("nf4", "fp4")
 COMPUTE_DTYPES = ("bf16", "fp16", "fp32")
 FREEZE_PRESETS = ("custom", "llava_stage1", "llava_stage2")
+IMAGE_TILINGS = ("default", "on", "off")
 LORA_METHODS = ["lora", "qlora"]
 PROMPT_METHODS = ["prompt", "prefix", "ptuning"]
 PART_METHODS = ["full", "freeze", "lisa"]
@@ -157,6 +158,22 @@ class TrainConfig:
         group="precision",
     )
 
+    image_max_pixels: int = option(
+        0, "Image max pixels (Qwen-VL)", "Qwen2/2.5/3-VL resize each image to at most this many pixels, one token "
+        "per 28x28 px (Qwen3-VL: 32x32); 0 keeps the model's own limit (up to 16,384 tokens an image). "
+        "589824 (768x768) is about 750 tokens.", min=0, max=200_000_000, group="images")
+    image_min_pixels: int = option(
+        0, "Image min pixels (Qwen-VL)", "Qwen2/2.5/3-VL enlarge smaller images to at least this many pixels; 0 keeps "
+        "the model's own.", min=0, max=200_000_000, group="images")
+    image_size: int = option(
+        0, "Image longest edge (SmolVLM, Idefics3)", "Images are resized so their longest edge is at most this "
+        "many pixels, then split into tiles of the vision tower's size (fewer pixels, fewer tiles and tokens); 0 "
+        "keeps the model's own.", min=0, max=16_384, group="images")
+    image_tiling: str = option(
+        "default", "Image tiling", "Split images into tiles (SmolVLM, Idefics3) or add pan-and-scan crops of "
+        "large images (Gemma 3); default keeps the model's own setting. Other families tile as their weights "
+        "expect.", choices=IMAGE_TILINGS, group="images")
+
     max_steps: int = option(30, "Max steps", "Optimizer steps to run; 0 means run for the epochs below.",
                             min=0, max=10_000_000, group="hyper")
     num_epochs: float = option(1.0, "Epochs", "Passes over the dataset (used when max steps is 0).",
@@ -280,8 +297,18 @@ class TrainConfig:
             from core.methods.base import Target
             from core.models.loading import describe_model
 
-            problems.extend(get_method(self.method).check(self, Target(describe_model(self.model), uses_cuda)))
+            facts = describe_model(self.model)
+            problems.extend(get_method(self.method).check(self, Target(facts, uses_cuda)))
+            problems.extend(self._image_problems(facts))
         return problems
+
+    def _image_problems(self, facts: Any) -> list[Problem]:
+        """The model family's view of the image settings: values it ignores (warnings) or cannot take."""
+        from core.models.families import ImageSettings, family_of_facts
+
+        if facts is None:
+            return []
+        return family_of_facts(facts.model_type, facts.vision, facts.family).problems(ImageSettings.of(self))
 
     def _device_problems(self, cuda_available: bool | None) -> tuple[list[Problem], bool]:
         """Device and precision problems, and whether the run would use CUDA."""

@@ -1,9 +1,10 @@
-"""Training batches: encodes a dataset folder once, then pads samples into batches with their images."""
+"""Training batches: encodes a dataset folder once (checking every row first), then pads samples into batches
+with the processor's image inputs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,33 +13,46 @@ import torch
 from core.datasets.records import SAMPLES_FILE, read_samples
 from core.models.encoding import IGNORE_INDEX, EncodedSample, SampleEncoder
 
+NAMED_SKIPS = 20  # rows named in the report; the rest are counted
+
 
 @dataclass
 class EncodedDataset:
     samples: list[EncodedSample]
-    skipped: int  # rows cut so short by max_length that nothing (or a partial image) was left
+    skipped: int  # rows that cannot train: cut inside an image or before their answer, or image tokens off
     truncated: int
+    skipped_rows: list[tuple[str, str]] = field(default_factory=list)  # (row id, why), the first NAMED_SKIPS
+
+    def report(self) -> str:
+        """One line of counts, then one line per named skipped row."""
+        lines = [f"dataset: {len(self.samples)} rows to train on, {self.skipped} skipped, {self.truncated} truncated"]
+        lines += [f"  skipped row {row}: {why}" for row, why in self.skipped_rows]
+        if self.skipped > len(self.skipped_rows):
+            lines.append(f"  ... and {self.skipped - len(self.skipped_rows)} more")
+        return "\n".join(lines)
 
 
 def encode_dataset(dataset_dir: Path, encoder: SampleEncoder) -> EncodedDataset:
-    kept, skipped, truncated = [], 0, 0
+    """Every row encoded and checked before the first step; rows that cannot train are left out and named."""
+    kept, skipped, truncated, named = [], 0, 0, []
     for sample in read_samples(Path(dataset_dir) / SAMPLES_FILE):
         encoded = encoder.encode(sample, dataset_dir)
         truncated += encoded.truncated
-        if encoder.is_trainable(encoded):
+        why = encoder.untrainable_reason(encoded)
+        if not why:
             kept.append(encoded)
-        else:
-            skipped += 1
+            continue
+        skipped += 1
+        if len(named) < NAMED_SKIPS:
+            named.append((sample.id, why))
     if not kept:
-        raise ValueError(
-            f"no trainable rows in {dataset_dir}: {skipped} rows were cut by max length before their answer "
-            "or inside their image tokens; raise max length"
-        )
-    return EncodedDataset(kept, skipped, truncated)
+        reasons = "; ".join(f"row {row}: {why}" for row, why in named[:3])
+        raise ValueError(f"no trainable rows in {dataset_dir}: {skipped} rows cannot train ({reasons})")
+    return EncodedDataset(kept, skipped, truncated, named)
 
 
 class Collator:
-    """Right-pads token ids (pad id) and labels (ignored) and stacks the batch's images in order."""
+    """Right-pads token ids (pad id) and labels (ignored), and adds the processor's inputs for the batch's images."""
 
     def __init__(self, encoder: SampleEncoder):
         self.encoder = encoder
@@ -54,11 +68,20 @@ class Collator:
             ids[row, :n] = torch.tensor(s.input_ids)
             labels[row, :n] = torch.tensor(s.labels)
             mask[row, :n] = 1
-        out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-        paths = [p for s in batch for p in s.image_paths]
-        if paths:
-            out["pixel_values"] = self.encoder.pixel_values(paths)
-        return out
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels,
+                **self.encoder.batch_inputs(batch, ids)}
+
+
+def to_device(batch: dict[str, Any], device: str, float_dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """The batch on ``device``; floating-point inputs (pixel values) in ``float_dtype`` when given."""
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(device)
+            if float_dtype is not None and value.is_floating_point():
+                value = value.to(float_dtype)
+        out[key] = value
+    return out
 
 
 def batch_stream(samples: list[EncodedSample], batch_size: int, seed: int,

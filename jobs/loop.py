@@ -18,12 +18,13 @@ from core.hardware import resolve_device
 from core.methods import get_method
 from core.methods.base import Method, Target
 from core.models.encoding import SampleEncoder
+from core.models.families import ImageSettings, family_for
 from core.models.loading import facts_of, load_model, load_processor
 from core.models.parts import count_parameters
 from core.problems import ProblemsError
 from core.runs.files import FINAL_DIR
 from core.train_config import TrainConfig
-from jobs.batches import Collator, batch_stream, encode_dataset
+from jobs.batches import Collator, batch_stream, encode_dataset, to_device
 from jobs.checkpoints import load_checkpoint, publish, save_checkpoint
 from jobs.optimizers import build_optimizer, build_scheduler
 from jobs.reporter import Reporter
@@ -114,10 +115,10 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     params = count_parameters(model)
     print(f"parameters: {params}", flush=True)
 
-    encoder = SampleEncoder(processor, config.max_length)
+    encoder = SampleEncoder(processor, config.max_length, ImageSettings.of(config), family_for(model.config),
+                            model.config)
     data = encode_dataset(dataset_dir, encoder)
-    print(f"dataset: {len(data.samples)} rows to train on, {data.skipped} skipped, {data.truncated} truncated",
-          flush=True)
+    print(data.report(), flush=True)
     micro_per_epoch = math.ceil(len(data.samples) / config.batch_size)
     steps_per_epoch = max(1, math.ceil(micro_per_epoch / config.grad_accum))
     total_steps = config.max_steps or max(1, math.ceil(steps_per_epoch * config.num_epochs))
@@ -150,9 +151,7 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
         batch = next(stream)
         if micro % config.grad_accum == 0:
             method.on_step_start(step, model, optimizer)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        if config.precision == "pure_bf16" and "pixel_values" in batch:
-            batch["pixel_values"] = batch["pixel_values"].to(torch.bfloat16)
+        batch = to_device(batch, device, torch.bfloat16 if config.precision == "pure_bf16" else None)
         with autocast_for(config, device):
             loss = model(**batch).loss / config.grad_accum
         (scaler.scale(loss) if scaler else loss).backward()

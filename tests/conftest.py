@@ -1,4 +1,4 @@
-"""Shared fixtures: offline settings, a data directory per test, and the tiny model built once per session."""
+"""Shared fixtures: offline settings, a data directory per test, the tiny model and the family models built once."""
 
 from __future__ import annotations
 
@@ -41,3 +41,19 @@ def studio(data_dir: Path):
     s = Studio(data_dir)
     yield s
     s.registry.dispose()
+
+
+@pytest.fixture(scope="session")
+def family_model(tmp_path_factory: pytest.TempPathFactory):
+    """``family_model(name)``: the folder of that family's tiny random model, built once per session on first use."""
+    from family_models import build
+
+    root = tmp_path_factory.mktemp("families")
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = build(name, root / name)
+        return built[name]
+
+    return get

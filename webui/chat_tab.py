@@ -10,10 +10,29 @@ from typing import Any
 
 import gradio as gr
 
+from core.chat import CHAT_LOADINGS
 from core.datasets.records import IMAGE_PLACEHOLDER, Message
 from core.studio import Studio
 from core.train_config import TINY_MODEL
 from webui.messages import failure_markdown
+
+LOADING_INFO = ("Half precision is bf16 on a GPU (fp16 where it has no bf16) and fp32 on a CPU; 8-bit and 4-bit "
+                "quantize the language model with bitsandbytes (a 7B model in about 8 GB or 5 GB) for bases and "
+                "adapter runs alike.")
+
+
+CHAT_FITS = "{icon} Chat needs about {chat} GB on {card}{beside}: {verdict}."
+BESIDE_RUNS = ", beside {gb} GB for the {n} run(s) training now"
+VERDICT_ICONS = {"fits": "✅", "tight": "⚠️", "will not fit": "❌"}
+
+
+def memory_markdown(result: dict[str, Any]) -> str:
+    """One line: what chat with this model needs, next to the runs training now, on the card in use (or 24 GB)."""
+    if not result.get("ok"):
+        return f"Memory estimate unavailable: {result.get('reason', '')}"
+    beside = BESIDE_RUNS.format(gb=f"{result['training_gb']:.1f}", n=len(result["runs"])) if result["runs"] else ""
+    return CHAT_FITS.format(icon=VERDICT_ICONS[result["verdict"]], chat=f"{result['chat_gb']:.1f}",
+                            card=result["card"]["label"], beside=beside, verdict=result["verdict"])
 
 
 def new_state() -> dict[str, Any]:
@@ -30,6 +49,9 @@ def build(studio: Studio) -> dict[str, Any]:
             image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"])
             max_tokens = gr.Slider(8, 1024, value=128, step=8, label="Max new tokens")
             temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.1, label="Temperature (0 = greedy)")
+            loading = gr.Radio([(label, value) for value, label in CHAT_LOADINGS.items()], value="auto",
+                               label="Load the model in", info=LOADING_INFO)
+            memory = gr.Markdown()
         with gr.Column(scale=2):
             chatbot = gr.Chatbot(label="Conversation", height=420)
             question = gr.Textbox(label="Your message", placeholder="What is in the picture?")
@@ -41,7 +63,7 @@ def build(studio: Studio) -> dict[str, Any]:
     chat_images = studio.paths.uploads_dir / "chat"
 
     def respond(choice: str, picture: str | None, text: str, history: list | None, st: dict, tokens: float,
-                temp: float) -> Iterator[tuple]:
+                temp: float, load_in: str = "auto") -> Iterator[tuple]:
         history = list(history or [])
         text = (text or "").strip()
         if not text:
@@ -60,8 +82,8 @@ def build(studio: Studio) -> dict[str, Any]:
         history += [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
         reply = ""
         try:
-            for reply in studio.chat_stream(choice, messages, [Path(p) for p in images],
-                                            max_new_tokens=int(tokens), temperature=float(temp)):
+            for reply in studio.chat_stream(choice, messages, [Path(p) for p in images], max_new_tokens=int(tokens),
+                                            temperature=float(temp), loading=load_in or "auto"):
                 history[-1] = {"role": "assistant", "content": reply}
                 yield history, st, "", ""
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
@@ -76,11 +98,18 @@ def build(studio: Studio) -> dict[str, Any]:
     def reset() -> tuple:
         return [], new_state(), ""
 
-    inputs = [model, image, question, chatbot, state, max_tokens, temperature]
+    inputs = [model, image, question, chatbot, state, max_tokens, temperature, loading]
     outputs = [chatbot, state, question, notice]
     send.click(respond, inputs, outputs, api_name="chat")
     question.submit(respond, inputs, outputs, api_visibility="private")
     clear.click(reset, None, [chatbot, state, notice], api_name="new_conversation")
     model.change(reset, None, [chatbot, state, notice], api_visibility="private")
+    loading.change(reset, None, [chatbot, state, notice], api_visibility="private")
+
+    def show_memory(choice: str, load_in: str) -> str:
+        return memory_markdown(studio.chat_memory(choice or TINY_MODEL, load_in or "auto"))
+
+    gr.on([model.change, loading.change], show_memory, [model, loading], memory, show_progress="hidden",
+          api_name="chat_memory")
     refresh.click(lambda: gr.update(choices=studio.chat_choices()), None, model, api_name="chat_models")
     return {"model": model}

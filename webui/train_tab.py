@@ -12,10 +12,12 @@ from core.runs.launcher import shell_text
 from core.studio import Studio
 from core.train_config import TINY_MODEL, TrainConfig
 from webui.form import build_form
-from webui.messages import failure_markdown, problems_markdown
+from webui.messages import esc, failure_markdown, problems_markdown
 
 HEADLESS_HINT = "Run the same thing without the studio (the config file is written when the run starts):"
 VERDICT_ICONS = {"fits": "✅", "tight": "⚠️", "will not fit": "❌"}
+MODEL_PARTS = "**{family}**: {parts}."
+IMAGE_TOKENS = " Each image adds up to {n:,} tokens at these image settings."
 CARD_INFO = ("The card to check against: this machine's GPU when it has one, or a size (a '24 GB' card holds "
              "24 GiB = 25.8 GB; figures here are GB of 10⁹ bytes). Type another size if yours is not listed.")
 
@@ -51,7 +53,20 @@ def estimate_markdown(result: dict[str, Any]) -> str:
     if result.get("paged_gb"):
         detail += f"Paged optimizer states ({gb(result['paged_gb'])}) can spill to CPU memory. "
     detail += f"`{result['model']}`, {params_text(result['params'])} parameters."
-    return f"{head} {advice}\n\n{detail}"
+    return f"{head} {advice}\n\n{detail}{model_markdown(result)}"
+
+
+def model_markdown(result: dict[str, Any]) -> str:
+    """The model's family and parts with their sizes, and what an image costs in tokens."""
+    if not result.get("family"):
+        return ""
+    parts = " · ".join(f"{label} {params_text(count)}" for label, count in result["parts"].items())
+    text = "\n\n" + MODEL_PARTS.format(family=result["family"], parts=parts)
+    if result.get("vision"):
+        text += IMAGE_TOKENS.format(n=result["image_tokens"])
+    if result.get("image_warning"):
+        text += f"\n\n⚠️ {esc(result['image_warning'])}"
+    return text
 
 
 def breakdown_frame(result: dict[str, Any]) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from core.config_fields import check_field
 from core.memory import (
     Architecture,
     Estimate,
+    MemoryInputs,
     apply_proposals,
     estimate,
     fit_to_card,
@@ -31,6 +32,10 @@ DEFAULT_CARD_GB = 24
 IN_USE = "in use"  # the card value meaning "this machine's CUDA card"
 GIB_IN_GB = 2**30 / GB  # a "24 GB" card holds 24 GiB: 25.8 GB of 1e9 bytes, the estimate's unit
 FAILURE_TTL_SECONDS = 30.0  # a model whose config could not be read is not retried on every keystroke
+CHAT_CONTEXT = 4096  # tokens a chat estimate assumes: the images, the conversation and the answer
+PART_LABELS = {"vision": "vision tower", "language": "language model", "head": "head"}
+IMAGES_TOO_LONG = ("Each image adds up to {n:,} tokens, more than the max length of {max:,}: rows with an image "
+                   "would be cut inside it and skipped. Raise the max length or lower the image resolution.")
 
 
 class ModelUnavailable(Exception):
@@ -76,6 +81,23 @@ def estimate_summary(est: Estimate) -> dict[str, Any]:
     """What a run stores: total, allocated and reserved GB and the breakdown (label -> GB)."""
     return {"total_gb": est.total_gb, "allocated_gb": est.allocated_gb, "reserved_gb": est.reserved_gb,
             "breakdown": est.breakdown_gb()}
+
+
+def model_summary(arch: Architecture, config: TrainConfig) -> dict[str, Any]:
+    """The model's family, its parts with their parameter counts, and the tokens an image adds at the form's
+    image settings (with a warning when that passes the max length)."""
+    from core.models.families import family_named
+
+    family = family_named(arch.family) if arch.family else None
+    labels = {**PART_LABELS, "projector": family.projector_label if family else "projector"}
+    summary: dict[str, Any] = {"family": family.label if family else "", "vision": arch.vision is not None,
+                               "parts": {labels[k]: v for k, v in arch.parts().items()}, "image_tokens": 0,
+                               "image_warning": ""}
+    if arch.vision is not None:
+        summary["image_tokens"] = arch.vision.image_tokens
+        if arch.vision.image_tokens > config.max_length:
+            summary["image_warning"] = IMAGES_TOO_LONG.format(n=arch.vision.image_tokens, max=config.max_length)
+    return summary
 
 
 def _error(estimated: float, measured: float) -> tuple[float, float | None]:
@@ -215,8 +237,11 @@ class MemoryAdvisor:
         if refusal:
             return refusal
         est = estimate(inputs_from_train_config(config, arch))
+        from core.models.families import ImageSettings
+
         return {
             "ok": True, "model": config.model, "params": arch.total_params(),
+            **model_summary(arch.for_images(ImageSettings.of(config)), config),
             "total_gb": est.total_gb, "allocated_gb": est.allocated_gb, "reserved_gb": est.reserved_gb,
             "paged_gb": est.paged_bytes / GB, "breakdown": est.breakdown_gb(),
             "terms": [{"label": t.label, "gb": t.gb, "note": t.note} for t in est.terms if t.counted and t.bytes > 0],
@@ -248,6 +273,26 @@ class MemoryAdvisor:
     def apply(self, values: dict[str, Any] | TrainConfig, card: Any = None) -> dict[str, Any]:
         """The fit's changes applied: like ``fit``; ``changes`` are the form values to set."""
         return self.fit(values, card)
+
+    # --- chat ---------------------------------------------------------------------------------------------
+    def chat_estimate(self, model: str, bits: int, card: Any = None) -> dict[str, Any]:
+        """Whether chatting with ``model`` (weights at 16, 8 or 4 bits, a CHAT_CONTEXT-token conversation) fits on
+        the card beside the runs training now (their estimates at start): {"ok", "chat_gb", "training_gb",
+        "runs", "total_gb", "card", "verdict"}; or {"ok": False, "reason", "card"}."""
+        chosen = self.card(card)
+        try:
+            arch = self.architecture(model)
+        except ModelUnavailable as e:
+            return {"ok": False, "reason": str(e), "card": chosen}
+        inputs = MemoryInputs(arch=arch, mode="inference", seq_len=CHAT_CONTEXT, weight_bits=bits,
+                              double_quant=bits == 4, weight_bytes=2, compute_bytes=2, method="lora")
+        chat_gb = estimate(inputs).total_gb
+        running = [r for r in self.registry.list_runs(("running",)) if r.estimate]
+        training_gb = sum(float(r.estimate["total_gb"]) for r in running)
+        # one CUDA context is enough for the chat process: the runs' estimates already hold their own
+        total = chat_gb + training_gb
+        return {"ok": True, "chat_gb": chat_gb, "training_gb": training_gb, "runs": [r.id for r in running],
+                "total_gb": total, "card": chosen, "verdict": verdict(total, chosen["gb"])}
 
     # --- runs ---------------------------------------------------------------------------------------------
     def store_run_estimate(self, run_id: int, config: TrainConfig) -> dict[str, Any] | None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from core.models.families import Family, ImageSettings, family_for
+from core.models.families.base import siglip_head
 
 # transformers' defaults for keys a config.json may leave out (LLaVA-1.5's text_config lists only a few keys).
 TEXT_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -16,6 +20,8 @@ TEXT_DEFAULTS: dict[str, dict[str, Any]] = {
               "num_attention_heads": 32, "num_key_value_heads": 32, "tie_word_embeddings": False,
               "attention_bias": True},
 }
+# The language model inside each VLM type, for configs that keep its keys at the top level (older hub files).
+TEXT_TYPES = {"qwen2_vl": "qwen2", "qwen2_5_vl": "qwen2", "qwen3_vl": "qwen3", "mllama": "mllama_text_model"}
 VISION_DEFAULTS: dict[str, dict[str, Any]] = {
     "clip_vision_model": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                           "num_attention_heads": 12, "image_size": 224, "patch_size": 32, "num_channels": 3},
@@ -105,6 +111,12 @@ class VisionArch:
     projector_in: int = 1024
     projector_out: int = 4096
     model_type: str = "clip_vision_model"
+    tower_tokens_per_image: int = 0  # tokens the tower encodes per image, all tiles (0: one tile's patches + CLS)
+    projector_count: int = 0  # the projector's parameters (0: LLaVA's two-layer MLP)
+    tiles: int = 1  # tiles or crops per image (any-res, image splitting, pan and scan, mllama)
+    learned_positions: bool = True  # a learned position embedding per patch (Qwen2/2.5-VL use rotary ones)
+    mlp_matrices: int = 2  # 3 for a gated (SwiGLU) MLP (Qwen2.5-VL)
+    extra_params: int = 0  # beyond the layers: SigLIP's pooling head, mllama's tile embeddings
 
     @property
     def patches(self) -> int:
@@ -112,24 +124,28 @@ class VisionArch:
 
     @property
     def tower_tokens(self) -> int:
-        """Tokens inside the tower per image (patches plus the class token)."""
-        return self.patches + (1 if self.class_token else 0)
+        """Tokens inside the tower per image (every tile's patches plus class tokens)."""
+        return self.tower_tokens_per_image or self.patches + (1 if self.class_token else 0)
 
     def layer_params(self) -> int:
-        h, i = self.hidden_size, self.intermediate_size
-        return 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h
+        h, i, m = self.hidden_size, self.intermediate_size, self.mlp_matrices
+        return 4 * (h * h + h) + (m - 1) * (h * i + i) + (i * h + h) + 4 * h
 
     def linear_params(self) -> int:
-        return self.num_layers * (4 * self.hidden_size ** 2 + 2 * self.hidden_size * self.intermediate_size)
+        h = self.hidden_size
+        return self.num_layers * (4 * h ** 2 + self.mlp_matrices * h * self.intermediate_size)
 
     def total_params(self) -> int:
         h = self.hidden_size
         patch_embed = self.num_channels * self.patch_size ** 2 * h
-        embeddings = patch_embed + self.tower_tokens * h + (h if self.class_token else 0)
-        return embeddings + self.num_layers * self.layer_params() + 4 * h  # pre- and post-layernorm
+        positions = (self.patches + (1 if self.class_token else 0)) * h if self.learned_positions else 0
+        embeddings = patch_embed + positions + (h if self.class_token else 0)
+        return embeddings + self.num_layers * self.layer_params() + 4 * h + self.extra_params  # with the layernorms
 
     def projector_params(self) -> int:
-        """LLaVA's two-layer MLP projector with biases: in -> out -> out."""
+        """The family's count, or LLaVA's two-layer MLP projector with biases: in -> out -> out."""
+        if self.projector_count:
+            return self.projector_count
         n_in, n_out = self.projector_in, self.projector_out
         return n_in * n_out + n_out + n_out ** 2 + n_out
 
@@ -141,10 +157,32 @@ class Architecture:
     text: TextArch
     vision: VisionArch | None = None
     name: str = ""
+    family: str = ""
+    # The config.json and preprocessor settings it was read from, to read the vision side again at other
+    # image settings.
+    source: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    preprocessor: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def total_params(self) -> int:
         vision = self.vision.total_params() + self.vision.projector_params() if self.vision else 0
         return self.text.total_params() + vision
+
+    def for_images(self, settings: ImageSettings) -> Architecture:
+        """The same model with the vision side counted at these image settings."""
+        if self.source is None or self.vision is None or settings == ImageSettings():
+            return self
+        return architecture_from_dict(self.source, self.name, settings, self.preprocessor)
+
+    def parts(self) -> dict[str, int]:
+        """Parameters per part: vision tower, projector, language model (embeddings and layers), head."""
+        out = {}
+        if self.vision:
+            out["vision"] = self.vision.total_params()
+            out["projector"] = self.vision.projector_params()
+        out["language"] = self.text.total_params() - self.text.head_params()
+        if self.text.head_params():
+            out["head"] = self.text.head_params()
+        return out
 
 
 def _get(d: dict[str, Any], key: str, defaults: dict[str, Any], fallback: Any = None) -> Any:
@@ -184,43 +222,94 @@ def vision_arch(d: dict[str, Any], text_hidden: int, select_strategy: str = "def
     tokens = (image // patch) ** 2 + (1 if cls else 0)
     if select_strategy == "default" and cls:
         tokens -= 1  # LLaVA's "default" strategy drops the class token
+    head = siglip_head(hidden, int(intermediate)) if model_type == "siglip_vision_model" and d.get(
+        "vision_use_head", True) else 0
     return VisionArch(
         hidden_size=hidden, intermediate_size=int(intermediate), num_layers=int(_get(d, "num_hidden_layers", defaults)),
         num_heads=int(_get(d, "num_attention_heads", defaults)), image_size=image, patch_size=patch,
         num_channels=int(_get(d, "num_channels", defaults, 3)), class_token=cls,
-        image_tokens=tokens, projector_in=hidden, projector_out=text_hidden, model_type=model_type,
+        image_tokens=tokens, projector_in=hidden, projector_out=text_hidden, model_type=model_type, extra_params=head,
     )
 
 
-def architecture_from_dict(d: dict[str, Any], name: str = "") -> Architecture:
-    """Parse a config.json dict: a LLaVA-style VLM (``text_config`` + ``vision_config``) or a plain causal LM."""
+def text_dict_of(d: dict[str, Any]) -> dict[str, Any]:
+    """A VLM config's language-model keys: its text_config, or the top-level keys where older files keep them;
+    tie_word_embeddings from the top level when the text config leaves it out."""
+    text = dict(d.get("text_config") or {})
+    if not text and "hidden_size" in d and "num_hidden_layers" in d:
+        text = {k: v for k, v in d.items() if k != "vision_config"}
+        text["model_type"] = TEXT_TYPES.get(str(d.get("model_type")), "llama")
+    text = text or {"model_type": "llama"}
+    if "tie_word_embeddings" not in text and "tie_word_embeddings" in d:
+        text["tie_word_embeddings"] = d["tie_word_embeddings"]
+    return text
+
+
+def vision_of(d: dict[str, Any], family: Family, text_hidden: int, settings: ImageSettings,
+              preprocessor: dict[str, Any]) -> VisionArch:
+    """The vision side by the family's reading (from the LLaVA reading of the same config)."""
+    strategy = str(d.get("vision_feature_select_strategy") or "default")
+    base = vision_arch(dict(d.get("vision_config") or LLAVA_VISION), text_hidden, strategy, d.get("image_seq_length"))
+    shape = family.vision_shape(d, text_hidden, preprocessor, settings, dataclasses.asdict(base))
+    renamed = {"tower_tokens": "tower_tokens_per_image", "projector": "projector_count"}
+    known = {f.name for f in dataclasses.fields(VisionArch)}
+    return VisionArch(**{renamed.get(k, k): v for k, v in shape.items() if renamed.get(k, k) in known})
+
+
+def architecture_from_dict(d: dict[str, Any], name: str = "", settings: ImageSettings | None = None,
+                           preprocessor: dict[str, Any] | None = None) -> Architecture:
+    """Parse a config.json dict: a VLM (``text_config`` + ``vision_config``, read by its family at the image
+    settings) or a plain causal LM."""
+    name = name or str(d.get("_name_or_path", ""))
     if "text_config" in d or "vision_config" in d:
-        text = text_arch(dict(d.get("text_config") or {"model_type": "llama"}))
-        vision_dict = dict(d.get("vision_config") or LLAVA_VISION)
-        strategy = str(d.get("vision_feature_select_strategy") or "default")
-        vision = vision_arch(vision_dict, text.hidden_size, strategy, d.get("image_seq_length"))
-        return Architecture(text=text, vision=vision, name=name or str(d.get("_name_or_path", "")))
-    return Architecture(text=text_arch(d), name=name or str(d.get("_name_or_path", "")))
+        family = family_for({**d, "vision_config": d.get("vision_config") or {}})
+        text = text_arch(text_dict_of(d))
+        vision = vision_of(d, family, text.hidden_size, settings or ImageSettings(), preprocessor or {})
+        return Architecture(text=text, vision=vision, name=name, family=family.name, source=d,
+                            preprocessor=preprocessor)
+    return Architecture(text=text_arch(d), name=name, family="text")
 
 
-def read_architecture(source: Any) -> Architecture:
-    """An Architecture from a config dict, a ``PretrainedConfig``, an Architecture, or a folder / hub id.
+def preprocessor_of(folder: Path) -> dict[str, Any]:
+    """A model folder's image-processor settings (preprocessor_config.json, or processor_config.json's
+    image_processor), or {} when it has none."""
+    import json
+
+    for file, key in (("preprocessor_config.json", None), ("processor_config.json", "image_processor")):
+        path = folder / file
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            found = data.get(key) if key else data
+            if isinstance(found, dict):
+                return found
+    return {}
+
+
+def read_architecture(source: Any, settings: ImageSettings | None = None) -> Architecture:
+    """An Architecture from a config dict, a ``PretrainedConfig``, an Architecture, or a folder / hub id, with the
+    vision side at the image settings (the model's own without them).
 
     Folders and hub ids go through ``transformers.AutoConfig`` (a hub id downloads config.json only, no weights).
     """
     if isinstance(source, Architecture):
-        return source
+        return source.for_images(settings) if settings else source
     if isinstance(source, dict):
-        return architecture_from_dict(source)
+        return architecture_from_dict(source, settings=settings)
     if hasattr(source, "to_dict"):
-        return architecture_from_dict(source.to_dict(), name=str(getattr(source, "_name_or_path", "")))
+        return architecture_from_dict(source.to_dict(), name=str(getattr(source, "_name_or_path", "")),
+                                      settings=settings)
     spec = str(source).strip()
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".json":
         import json
 
-        return architecture_from_dict(json.loads(path.read_text(encoding="utf-8")), name=path.parent.name)
+        return architecture_from_dict(json.loads(path.read_text(encoding="utf-8")), name=path.parent.name,
+                                      settings=settings, preprocessor=preprocessor_of(path.parent))
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(str(path) if path.is_dir() else spec)
-    return architecture_from_dict(config.to_dict(), name=spec)
+    return architecture_from_dict(config.to_dict(), name=spec, settings=settings,
+                                  preprocessor=preprocessor_of(path) if path.is_dir() else {})

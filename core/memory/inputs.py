@@ -145,7 +145,9 @@ def inputs_from_train_config(cfg: Any, arch: Any, **overrides: Any) -> MemoryInp
 
     Fields the methods issue adds are read with ``getattr`` defaults, so older configs map too.
     """
-    arch = read_architecture(arch)
+    from core.models.families import ImageSettings
+
+    arch = read_architecture(arch, ImageSettings.of(cfg))
     method = str(getattr(cfg, "method", "lora"))
     quantization = str(getattr(cfg, "quantization", "4bit" if method == "qlora" else "none"))
     if method == "qlora" and quantization == "none":

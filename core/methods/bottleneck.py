@@ -12,7 +12,7 @@ from torch import nn
 WEIGHTS_FILE = "bottleneck_adapter.safetensors"
 MANIFEST_FILE = "bottleneck_adapter.json"
 FORMAT = "studio-bottleneck-adapter"
-ATTENTION_NAMES = ("self_attn", "attention", "attn", "self_attention")
+ATTENTION_NAMES = ("self_attn", "attention", "attn", "self_attention", "cross_attn")  # mllama: cross_attn
 MLP_NAMES = ("mlp", "feed_forward", "ffn")
 PLACES = {"attn": ATTENTION_NAMES, "mlp": MLP_NAMES}
 INIT_STD = 1e-2  # Houlsby et al.: near-identity start from small truncated-normal weights and zero biases

@@ -49,13 +49,14 @@ class FreezeMethod(WeightsMethod):
         return problems
 
     def prepare(self, model: Any, config: TrainConfig) -> Any:
-        from core.models.parts import decoder_layers, part_of, set_trainable
+        from core.models.parts import decoder_layers, part_names, set_trainable
 
         parts, last = freeze_plan(config)
         names = [name for name, _ in decoder_layers(model)]
         if last > len(names):
             raise ValueError(f"the language model has {len(names)} decoder layers; train at most {len(names)}")
         trained = tuple(n + "." for n in names[len(names) - last:]) if last else ()
+        part_of = part_names(model)
         set_trainable(model, lambda name: part_of(name) in parts or name.startswith(trained))
         if not any(p.requires_grad for p in model.parameters()):
             raise ValueError("nothing to train: this model has none of the chosen parts")

@@ -22,8 +22,9 @@ def chosen_parts(config: TrainConfig) -> set[str]:
 
 def train_parts(model: Any, parts: set[str]) -> None:
     """Only parameters of these parts train; raises if that leaves nothing."""
-    from core.models.parts import part_of, set_trainable
+    from core.models.parts import part_names, set_trainable
 
+    part_of = part_names(model)
     set_trainable(model, lambda name: part_of(name) in parts)
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"nothing to train: the model has none of the chosen parts ({', '.join(sorted(parts))})")

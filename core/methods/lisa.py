@@ -67,7 +67,7 @@ class LisaMethod(WeightsMethod):
         return []
 
     def prepare(self, model: Any, config: TrainConfig) -> Any:
-        from core.models.parts import decoder_layers, layer_index, part_of, set_trainable
+        from core.models.parts import decoder_layers, layer_index, part_names, set_trainable
 
         named_layers = decoder_layers(model)
         names = [n for n, _ in named_layers]
@@ -75,6 +75,7 @@ class LisaMethod(WeightsMethod):
             raise ValueError(f"the language model has {len(names)} decoder layers; sample at most {len(names)}")
         # Always trained: embeddings, final norm and head (and the projector when chosen); never the vision tower.
         always = {"language", "head"} | ({"projector"} if config.train_projector else set())
+        part_of = part_names(model)
         set_trainable(model, lambda n: part_of(n) in always and layer_index(n, names) is None)
         state = LisaState([list(layer.parameters()) for _, layer in named_layers], config.lisa_layers,
                           config.lisa_interval, random.Random(config.seed))

@@ -13,23 +13,30 @@ if TYPE_CHECKING:
 
 
 def lora_target_modules(model: Any, config: TrainConfig) -> str:
-    from core.models.parts import language_linear_names, language_target_regex
+    """A regex over the language model's layers: the family's attention projections, every linear layer of the
+    language part, or the listed names (never the vision tower, the projector or the head)."""
+    from core.models.parts import family_of, family_targets, language_linear_names, language_target_regex
 
     if config.lora_targets == "custom":
         names = config.custom_target_list()
+    elif config.lora_targets == "attention":
+        names = family_targets(model, "attention") or language_linear_names(model, attention_only=True)
     else:
-        names = language_linear_names(model, attention_only=config.lora_targets == "attention")
+        names = language_linear_names(model, attention_only=False)
     if not names:
         raise ValueError("the model's language part has no linear layers that LoRA can adapt")
-    return language_target_regex(names)
+    return language_target_regex(names, family_of(model))
 
 
 def projector_module_names(model: Any) -> list[str]:
-    """Short names of the projector modules (for peft's ``modules_to_save``)."""
-    from core.models.parts import PROJECTOR_MARKERS
+    """Short names of the family's projector modules the model has (for peft's ``modules_to_save``)."""
+    import torch
 
-    return sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules()
-                   if name.rsplit(".", 1)[-1] in PROJECTOR_MARKERS})
+    from core.models.parts import family_of
+
+    wanted = family_of(model).projector_modules
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if name.rsplit(".", 1)[-1] in wanted and not isinstance(module, torch.nn.ModuleList)})
 
 
 def lora_problems(config: TrainConfig, target: Target) -> list[Problem]:

@@ -10,9 +10,13 @@ from core.problems import Problem
 if TYPE_CHECKING:
     from core.train_config import TrainConfig
 
-# Vision-language model types whose forward was checked to accept peft's virtual tokens: peft hands them
-# inputs_embeds (or a prefix cache) instead of input_ids, and LLaVA then finds its image tokens by embedding.
-VERIFIED_VLM_TYPES = ("llava",)
+
+def verified_families() -> list[str]:
+    """Vision-language families whose forward was checked to accept peft's virtual tokens: peft hands them
+    inputs_embeds (or a prefix cache) instead of input_ids, and LLaVA then finds its image tokens by embedding."""
+    from core.models.families import all_families
+
+    return [f.label for f in all_families() if f.vision and f.prompt_learning]
 
 
 class PromptLearningMethod(PeftAdapterMethod):
@@ -21,11 +25,14 @@ class PromptLearningMethod(PeftAdapterMethod):
     quantization_refusal = "prompt, prefix and P-tuning are trained here on a full-precision base"
 
     def validate(self, config: TrainConfig, target: Target) -> list[Problem]:
+        from core.models.families import family_of_facts
+
         facts = target.facts
-        if facts is not None and facts.vision and facts.model_type not in VERIFIED_VLM_TYPES:
+        if facts is not None and facts.vision and not family_of_facts(facts.model_type, True, facts.family
+                                                                        ).prompt_learning:
             return [Problem(
                 f"{self.label} is not available for '{facts.model_type}' models: peft feeds virtual tokens as "
-                f"embeddings, and only {', '.join(VERIFIED_VLM_TYPES)} vision-language models are known to place "
+                f"embeddings, and only {', '.join(verified_families())} vision-language models are known to place "
                 "their images correctly then; choose LoRA or QLoRA", field="method")]
         return []
 

@@ -15,22 +15,19 @@ COMPUTE_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
 def quantization_config(config: TrainConfig) -> Any:
-    """The BitsAndBytesConfig for a config; vision tower, projector and head are left unquantized."""
+    """The BitsAndBytesConfig for a config. It names no modules to skip: ``load_model`` fills in the model
+    family's (vision tower, projector and head stay unquantized)."""
     import torch
     from transformers import BitsAndBytesConfig
 
-    from core.models.parts import quantization_skip_modules
-
-    skip = quantization_skip_modules()
     if config.quantization == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+        return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=config.quant_type,
         bnb_4bit_use_double_quant=config.double_quant,
         bnb_4bit_compute_dtype=getattr(torch, COMPUTE_DTYPES[config.compute_dtype]),
         bnb_4bit_quant_storage=torch.uint8,
-        llm_int8_skip_modules=skip,
     )
 
 

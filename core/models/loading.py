@@ -6,24 +6,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.models.families import Family, family_for
 from core.paths import StudioPaths
 from core.train_config import TINY_MODEL
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "pure_bf16": "bfloat16"}
+CHAT_QUANTIZATIONS = ("none", "8bit", "4bit")
 
 
 @dataclass(frozen=True)
 class ModelFacts:
-    """What validation needs to know about a model before loading it: its type, parts and size."""
+    """What validation needs to know about a model before loading it: its type, family, parts and size."""
 
     model_type: str
     vision: bool
     text_layers: int | None
     hidden_size: int | None
+    family: str = ""
 
 
 # The built-in model's shape (core/models/tiny_llava.py), known without building it; a test checks they agree.
-TINY_FACTS = ModelFacts(model_type="llava", vision=True, text_layers=2, hidden_size=64)
+TINY_FACTS = ModelFacts(model_type="llava", vision=True, text_layers=2, hidden_size=64, family="llava")
 
 
 def resolve_model(spec: str, paths: StudioPaths) -> str:
@@ -47,7 +50,21 @@ def facts_of(config: Any) -> ModelFacts:
         vision=getattr(config, "vision_config", None) is not None,
         text_layers=getattr(text, "num_hidden_layers", None),
         hidden_size=getattr(text, "hidden_size", None),
+        family=family_for(config).name,
     )
+
+
+def read_config(spec: str) -> Any | None:
+    """A model choice's transformers config from a local folder or the hub cache; None when unknown offline."""
+    try:
+        from transformers import AutoConfig
+
+        local = Path(spec).expanduser()
+        if local.is_dir():
+            return AutoConfig.from_pretrained(str(local))
+        return AutoConfig.from_pretrained(spec, local_files_only=True)
+    except Exception:  # noqa: BLE001 - unknown here; the job checks again once the model is loaded
+        return None
 
 
 def describe_model(spec: str) -> ModelFacts | None:
@@ -57,30 +74,30 @@ def describe_model(spec: str) -> ModelFacts | None:
         return TINY_FACTS
     if not spec:
         return None
-    try:
-        from transformers import AutoConfig
+    config = read_config(spec)
+    return facts_of(config) if config is not None else None
 
-        local = Path(spec).expanduser()
-        if local.is_dir():
-            return facts_of(AutoConfig.from_pretrained(str(local)))
-        return facts_of(AutoConfig.from_pretrained(spec, local_files_only=True))
-    except Exception:  # noqa: BLE001 - unknown here; the job checks again once the model is loaded
-        return None
+
+def model_family(model_path: str) -> Family:
+    from transformers import AutoConfig
+
+    return family_for(AutoConfig.from_pretrained(model_path))
 
 
 def is_vision_language(model_path: str) -> bool:
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(model_path)
-    return getattr(config, "vision_config", None) is not None
+    return model_family(model_path).vision
 
 
 def load_processor(model_path: str) -> Any:
-    """The multimodal processor for a VLM, or the tokenizer for a text model (right padding for training)."""
-    from transformers import AutoProcessor, AutoTokenizer
+    """The multimodal processor for a VLM (without its video part where torchvision is missing), or the
+    tokenizer for a text model; right padding for training."""
+    from transformers import AutoTokenizer
 
-    if is_vision_language(model_path):
-        processor = AutoProcessor.from_pretrained(model_path)
+    from core.models.processors import load_vision_processor
+
+    family = model_family(model_path)
+    if family.vision:
+        processor = load_vision_processor(model_path, family.processor_class, family.has_video_processor)
         tokenizer = processor.tokenizer
     else:
         processor = tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -104,15 +121,48 @@ def load_dtype(precision: str, quantized: bool) -> Any:
     return torch.float32
 
 
-def load_model(model_path: str, *, precision: str = "fp32", device: str = "cpu", **kwargs: Any) -> Any:
-    """Load the model for training or inference (see ``load_dtype``); a quantized base is placed by bitsandbytes."""
-    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+def inference_dtype(device: str) -> Any:
+    """The dtype chat loads a model in: bf16 on CUDA (fp16 on GPUs without bf16), fp32 on CPU (where half
+    precision is slow and not every kernel has it)."""
+    import torch
 
-    quantized = "quantization_config" in kwargs
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def inference_quantization(bits: str, device: str) -> dict[str, Any]:
+    """``from_pretrained`` arguments that load a base in 4-bit NF4 or 8-bit for chat (nothing for 'none')."""
+    if bits == "none":
+        return {}
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if bits == "8bit":
+        return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)}
+    compute = inference_dtype(device)
+    return {"quantization_config": BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute if device == "cuda" else torch.float32, bnb_4bit_quant_storage=torch.uint8)}
+
+
+def load_model(model_path: str, *, precision: str = "fp32", device: str = "cpu", **kwargs: Any) -> Any:
+    """Load the model for training or inference (see ``load_dtype``); a quantized base is placed by bitsandbytes.
+
+    A quantization config that names no modules to skip gets the family's: the vision tower, the projector and the
+    head stay in full precision.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+    family = family_for(AutoConfig.from_pretrained(model_path))
+    quantization = kwargs.get("quantization_config")
+    quantized = quantization is not None
+    if quantized and not getattr(quantization, "llm_int8_skip_modules", None):
+        quantization.llm_int8_skip_modules = list(family.quantize_skip)
     dtype = kwargs.pop("dtype", None) or load_dtype(precision, quantized)
     if quantized and device == "cuda":
         kwargs.setdefault("device_map", {"": 0})
-    auto = AutoModelForImageTextToText if is_vision_language(model_path) else AutoModelForCausalLM
+    auto = AutoModelForImageTextToText if family.vision else AutoModelForCausalLM
     model = auto.from_pretrained(model_path, dtype=dtype, **kwargs)
     if not quantized and "device_map" not in kwargs:
         model.to(device)
