@@ -3,6 +3,7 @@ and loss and perplexity on the references."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -54,6 +55,7 @@ class _Words:
         return words(text)
 
 
+@functools.cache
 def _rouge() -> Any:
     from rouge_score import rouge_scorer
 

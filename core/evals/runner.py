@@ -42,7 +42,8 @@ def evaluate(config: EvalConfig, paths: StudioPaths, registry: Registry, folder:
              progress: Callable[[int, int], None], stop: threading.Event,
              collator_for: Callable[[SampleEncoder], Collate], log: Callable[[str], None] = print) -> Outcome:
     """Score every phase on the config's items; ``progress(done, total)`` after each batch. Results are written
-    to ``folder`` after each phase, so a stopped evaluation keeps what it scored."""
+    to ``folder`` after each batch, so they can be watched as they come and a stopped evaluation keeps what it
+    scored."""
     dataset_dir = DatasetCatalog(paths, registry).resolve_dir(config.dataset)
     items, split = load_items(dataset_dir, config.split, config.max_samples)
     plan, base_model = phases(config, registry)
@@ -60,14 +61,15 @@ def evaluate(config: EvalConfig, paths: StudioPaths, registry: Registry, folder:
         encoder = SampleEncoder(loaded.processor, config.max_length)
         collate = collator_for(encoder)
         for start in range(0, len(items), config.batch_size):
-            if stop.is_set():
-                break
             batch = items[start:start + config.batch_size]
-            for item, result in zip(batch, score_batch(loaded, encoder, collate, batch, config, stop), strict=True):
+            results = score_batch(loaded, encoder, collate, batch, config, stop)
+            if results is None:  # stopped mid-batch: its answers were cut short, so none of them counts
+                break
+            for item, result in zip(batch, results, strict=True):
                 scored[role][item.index] = result
             done += len(batch)
+            write_results(folder, result_rows(items, scored), summary_of(scored, split, len(items), base_model))
             progress(done, total)
-        write_results(folder, result_rows(items, scored), summary_of(scored, split, len(items), base_model))
         chat.release()
         _free_memory()
     summary = summary_of(scored, split, len(items), base_model)
@@ -76,10 +78,15 @@ def evaluate(config: EvalConfig, paths: StudioPaths, registry: Registry, folder:
 
 
 def score_batch(loaded: LoadedModel, encoder: SampleEncoder, collate: Collate, batch: list[EvalItem],
-                config: EvalConfig, stop: threading.Event) -> list[dict[str, Any]]:
-    """Each item's answer, its scores, and the NLL and token count of its references (None when cut short)."""
+                config: EvalConfig, stop: threading.Event) -> list[dict[str, Any]] | None:
+    """Each item's answer, its scores, and the NLL and token count of its references (None when too long);
+    None for the whole batch when a stop request came before it was done."""
+    if stop.is_set():
+        return None
     answers = generate_answers(loaded, [i.prompt for i in batch], [i.images for i in batch],
                                config.max_new_tokens, stop)
+    if stop.is_set():
+        return None
     encoded = [encoder.encode(i.sample, i.dataset_dir) for i in batch]
     losses: dict[int, tuple[float, int]] = {}
     keep = [n for n, e in enumerate(encoded) if encoder.is_trainable(e)]
