@@ -12,7 +12,7 @@ from core.evals.results import ROLE_LABELS, before_after, shown
 from core.store.registry import EvalRecord
 from webui.messages import esc
 
-EVAL_COLUMNS = ["id", "scores", "dataset", "rows", "status", "progress", "result", "started"]
+EVAL_COLUMNS = ["id", "scores", "dataset", "split", "status", "progress", "result", "started"]
 BEFORE_AFTER_COLUMNS = ["metric", "base", "fine-tuned", "better by"]
 SAMPLE_COLUMNS = ["#", "question", "reference", "base answer", "fine-tuned answer", "base score",
                   "fine-tuned score", "improvement"]
@@ -72,7 +72,7 @@ def progress_text(record: EvalRecord) -> str:
 def evaluations_table(records: list[EvalRecord]) -> pd.DataFrame:
     rows = [{
         "id": r.id, "scores": target_label(r), "dataset": r.dataset,
-        "rows": (r.summary or {}).get("split", r.config.get("split", "")),
+        "split": (r.summary or {}).get("split", r.config.get("split", "")),
         "status": f"{STATUS_ICONS.get(r.status, '')} {r.status}", "progress": progress_text(r),
         "result": headline(r.summary),
         "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started_at or r.created_at)),

@@ -67,8 +67,10 @@ def build(studio: Studio) -> dict[str, Any]:
         metric = gr.Dropdown(label="Score", choices=[(METRIC_LABELS[m], m) for m in SAMPLE_METRICS],
                              value="rouge_l")
         order = gr.Dropdown(label="Sort", choices=list(SORTS), value=SORTS[0])
-        export = gr.Button("Export CSV")
-        csv_file = gr.File(label="CSV", interactive=False)
+        with gr.Column():
+            export = gr.Button("Export CSV")
+            export_notice = gr.Markdown()
+        csv_file = gr.File(label="CSV", interactive=False, visible=False)
     samples = gr.Dataframe(samples_frame([]), interactive=False, wrap=True, max_height=420,
                            label="Click a row to see its image and answers in full")
     with gr.Row(equal_height=False):
@@ -133,18 +135,19 @@ def build(studio: Studio) -> dict[str, Any]:
     def pick(rows: list[dict], score: str, evt: gr.SelectData) -> tuple:
         index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
         if not rows or index is None or index >= len(rows):
-            return None, sample_markdown(None, score)
+            return None, sample_markdown(None, "")
         row = rows[index]
         picture = next((studio.dataset_image(p) for p in row.get("images", []) if studio.dataset_image(p)), None)
-        return (_thumbnail(picture, 320) if picture else None), sample_markdown(row, score)
+        return (_thumbnail(picture, 320) if picture else None), sample_markdown(row, METRIC_LABELS[score])
 
-    def do_export(eval_id: int | None, score: str, sort: str) -> tuple[str | None, str]:
+    def do_export(eval_id: int | None, score: str, sort: str) -> tuple[Any, str]:
         if eval_id is None:
-            return None, "Choose an evaluation first."
+            return gr.update(visible=False), "Choose an evaluation first."
         try:
-            return str(studio.evals.export_csv(int(eval_id), score, sort)), ""
+            path = studio.evals.export_csv(int(eval_id), score, sort)
         except Exception as e:  # noqa: BLE001
-            return None, failure_markdown(e)
+            return gr.update(visible=False), failure_markdown(e)
+        return gr.update(value=str(path), visible=True), f"✅ {path.name}: click the file to download it."
 
     def results_json(eval_id: int) -> str:
         view = studio.evaluation_view(int(eval_id))
@@ -167,7 +170,7 @@ def build(studio: Studio) -> dict[str, Any]:
     gr.Timer(POLL_SECONDS).tick(poll, [chosen, metric, order, seen], [table, chosen, *views],
                                 api_visibility="private", show_progress="hidden")
     samples.select(pick, [shown_rows, metric], [image, sample], api_visibility="private")
-    export.click(do_export, [chosen, metric, order], [csv_file, notice], api_name="export_evaluation_csv")
+    export.click(do_export, [chosen, metric, order], [csv_file, export_notice], api_name="export_evaluation_csv")
     refresh_lists.click(lambda: (gr.update(choices=studio.eval_targets()),
                                  gr.update(choices=[d.name for d in studio.list_datasets()])),
                         None, [target, dataset], api_name="evaluation_targets")
