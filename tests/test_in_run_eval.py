@@ -14,6 +14,7 @@ import jobs.in_run_eval
 import jobs.train
 from core.datasets.catalog import SAMPLE_SOURCE
 from core.evals.scoring import SetLoss
+from core.export import ExportService
 from core.models.loading import resolve_model
 from core.runs.files import BEST_DIR, BEST_INFO, COMPLETE_MARK, FINAL_DIR, read_metrics
 from core.runs.launcher import record_run
@@ -33,11 +34,12 @@ def run_training(studio, **overrides: object):
     config = fast_config(dataset="split", **{"max_steps": 12, **overrides})
     run_id, run_dir = record_run(studio.paths, studio.registry, config)
     reporter = Reporter(studio.registry, run_id, run_dir)
+    outcome = None
     try:
         outcome = train(config, resolve_model(config.model, studio.paths), studio.catalog.resolve_dir("split"),
                         run_dir, reporter, threading.Event())
     finally:
-        reporter.finish("completed")
+        reporter.finish("completed" if outcome else "failed", artefact_dir=outcome and str(outcome.artefact_dir))
     return outcome, studio.registry.get_run(run_id), read_metrics(run_dir)
 
 
@@ -58,6 +60,15 @@ def test_eval_loss_at_step_0_every_n_and_at_the_end_without_changing_training(sp
     summary = run.eval_summary
     assert (summary["best_step"], summary["last_step"], summary["evaluations"]) == (best_eval["step"], 12, 4)
     assert summary["early_stopped_at"] is None and outcome.steps == 12
+
+    # Chat and Export offer the best result beside the last, and load the one chosen.
+    choices = dict((value, label) for label, value in split_studio.chat_choices())
+    assert f"step {best_eval['step']}" in choices[f"run:{run.id}:best"] and f"run:{run.id}" in choices
+    loaded = split_studio.chat.load(f"run:{run.id}:best")
+    assert loaded.key == f"run:{run.id}:best"
+    exported = ExportService(split_studio.paths, split_studio.registry)
+    assert Path(exported.finished_run(f"{run.id}:best").artefact_dir).name == BEST_DIR
+    assert Path(exported.finished_run(str(run.id)).artefact_dir).name == FINAL_DIR
 
     # Evaluating more often changes nothing in training: same losses, same final eval loss.
     _, _, rarely = run_training(split_studio, eval_steps=1000)

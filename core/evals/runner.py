@@ -18,6 +18,7 @@ from core.evals.results import write_results
 from core.evals.scoring import generate_answers, model_dtype, row_losses, to_model
 from core.models.encoding import SampleEncoder
 from core.paths import StudioPaths
+from core.problems import Problem, ProblemsError
 from core.store.registry import Registry
 
 Collate = Callable[[list], dict[str, Any]]
@@ -58,6 +59,9 @@ def evaluate(config: EvalConfig, paths: StudioPaths, registry: Registry, folder:
             break
         log(f"loading {choice}")
         loaded = chat.load(choice)
+        if not loaded.encoder.vision and any(item.sample.images for item in items):
+            raise ProblemsError([Problem(f"{choice} reads text only, and the rows of {config.dataset} have "
+                                         "images; evaluate a vision-language model on it", field="dataset")])
         encoder = SampleEncoder(loaded.processor, config.max_length)
         collate = collator_for(encoder)
         for start in range(0, len(items), config.batch_size):

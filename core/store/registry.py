@@ -1,4 +1,4 @@
-"""The registry: runs and datasets in one SQLite file (WAL, busy timeout, short sessions)."""
+"""The registry: runs, evaluations and datasets in one SQLite file (WAL, busy timeout, short sessions)."""
 
 from __future__ import annotations
 
