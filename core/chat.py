@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,21 +17,61 @@ from core.models.families import ImageSettings, family_for
 from core.models.loading import inference_dtype, inference_quantization, load_model, load_processor, resolve_model
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
-from core.runs.files import COMPLETE_MARK
-from core.store.registry import Registry
+from core.runs.files import BEST_DIR, BEST_INFO, COMPLETE_MARK
+from core.store.registry import Registry, RunRecord
 from core.train_config import TINY_MODEL, TrainConfig
 
 RUN_PREFIX = "run:"
+BEST_SUFFIX = ":best"  # "run:N" is a run's last result, "run:N:best" the one at its lowest eval loss
 
 
 def is_complete(artefact_dir: str | None) -> bool:
     """Only results published whole (with their completion mark) are offered or loaded."""
     return bool(artefact_dir) and (Path(artefact_dir) / COMPLETE_MARK).is_file()
+
+
 CHAT_STATUSES = ("completed", "stopped")
 # How chat loads a model: "auto" is the half dtype (bf16 on CUDA, fp16 without bf16, fp32 on CPU), and a QLoRA
 # run's base quantized as it was trained; the others load every base (and a run's base) that way.
 CHAT_LOADINGS = {"auto": "half precision (QLoRA runs: as trained)", "half": "half precision",
                  "8bit": "8-bit (LLM.int8)", "4bit": "4-bit (NF4)"}
+
+
+def result_dir(run: RunRecord, which: str = "last") -> Path | None:
+    """A finished run's last result, or its best (lowest eval loss) one; None when it has none complete."""
+    if which == "best":
+        best = Path(run.run_dir) / BEST_DIR
+        return best if run.run_dir and is_complete(str(best)) else None
+    return Path(run.artefact_dir) if is_complete(run.artefact_dir) else None
+
+
+def best_info(run: RunRecord) -> dict[str, Any] | None:
+    """When a run's best result was taken: {"step", "eval_loss"}; None if it has no best result."""
+    best = result_dir(run, "best")
+    if best is None or not (best / BEST_INFO).is_file():
+        return None
+    return json.loads((best / BEST_INFO).read_text(encoding="utf-8"))
+
+
+def parse_run_choice(choice: str) -> tuple[int, str]:
+    """("run:7" → (7, "last"); "run:7:best" → (7, "best"))."""
+    body = choice[len(RUN_PREFIX):]
+    which = "best" if body.endswith(BEST_SUFFIX) else "last"
+    return int(body.removesuffix(BEST_SUFFIX)), which
+
+
+def run_choices(registry: Registry) -> list[tuple[str, str]]:
+    """(label, value) for every finished run's results: the last one, and the best one where there is one."""
+    found = []
+    for run in registry.list_runs(CHAT_STATUSES):
+        if not is_complete(run.artefact_dir):
+            continue
+        found.append((f"run {run.id}: {run.name} ({run.method}, {run.status}, last)", f"{RUN_PREFIX}{run.id}"))
+        info = best_info(run)
+        if info is not None:
+            found.append((f"run {run.id}: {run.name} (best: step {info['step']}, eval loss "
+                          f"{info['eval_loss']:.4f})", f"{RUN_PREFIX}{run.id}{BEST_SUFFIX}"))
+    return found
 
 
 @dataclass
@@ -52,15 +93,16 @@ class ChatService:
         self._lock = threading.Lock()
 
     def choices(self) -> list[tuple[str, str]]:
-        """(label, value) pairs: base models first, then every run whose result can be loaded."""
+        """(label, value) pairs: base models first, then every run's loadable results (last, and best)."""
         bases = [TINY_MODEL]
-        runs = []
         for run in self.registry.list_runs(CHAT_STATUSES):
-            if is_complete(run.artefact_dir):
-                runs.append((f"run {run.id}: {run.name} ({run.method}, {run.status})", f"{RUN_PREFIX}{run.id}"))
-                if run.model not in bases:
-                    bases.append(run.model)
-        return [(f"base: {b}", b) for b in bases] + runs
+            if is_complete(run.artefact_dir) and run.model not in bases:
+                bases.append(run.model)
+        return [(f"base: {b}", b) for b in bases] + run_choices(self.registry)
+
+    def load(self, choice: str) -> LoadedModel:
+        """The model for a choice (a base, "run:N" or "run:N:best"), loaded once and kept until another is."""
+        return self._load(choice)
 
     def _load(self, choice: str, loading: str = "auto") -> LoadedModel:
         if loading not in CHAT_LOADINGS:
@@ -73,7 +115,7 @@ class ChatService:
             device = resolve_device("auto")
             settings = ImageSettings()
             if choice.startswith(RUN_PREFIX):
-                model, path, settings = self._load_run(int(choice[len(RUN_PREFIX):]), device, loading)
+                model, path, settings = self._load_run(*parse_run_choice(choice), device=device, loading=loading)
             else:
                 path = resolve_model(choice, self.paths)
                 model = load_model(path, device=device, dtype=inference_dtype(device),
@@ -91,7 +133,7 @@ class ChatService:
         bits = {"8bit": 8, "4bit": 4}.get(loading, 16)
         if not choice.startswith(RUN_PREFIX):
             return choice, bits
-        run = self.registry.get_run(int(choice[len(RUN_PREFIX):]))
+        run = self.registry.get_run(parse_run_choice(choice)[0])
         if loading == "auto" and run.method == "qlora":
             bits = {"8bit": 8}.get(str(run.config.get("quantization")), 4)
         return run.model, bits
@@ -107,16 +149,18 @@ class ChatService:
 
             torch.cuda.empty_cache()
 
-    def _load_run(self, run_id: int, device: str, loading: str) -> tuple[Any, str, ImageSettings]:
-        """A run's result, the folder its processor comes from, and the image settings it trained with.
+    def _load_run(self, run_id: int, which: str = "last", *, device: str, loading: str = "auto"
+                  ) -> tuple[Any, str, ImageSettings]:
+        """A run's result (``which``: last or best), the folder its processor comes from, and the image settings it
+        trained with.
 
         "weights" results are complete model folders (processor included); "adapter" results go on top of the
         base, loaded in the half dtype or quantized as chosen ("auto": a QLoRA base quantized as the run had it).
         """
         run = self.registry.get_run(run_id)
-        if not is_complete(run.artefact_dir):
-            raise ProblemsError([Problem(f"run {run.id} has no saved result to chat with", field="model")])
-        artefact = Path(run.artefact_dir)
+        artefact = result_dir(run, which)
+        if artefact is None or run.status not in CHAT_STATUSES:
+            raise ProblemsError([Problem(f"run {run.id} has no saved {which} result to load", field="model")])
         method = get_method(run.method)
         config, _ = TrainConfig.coerce(run.config)  # only the quantization and image settings matter here
         settings = ImageSettings.of(config)

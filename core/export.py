@@ -10,15 +10,15 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.chat import CHAT_STATUSES, is_complete
+from core.chat import BEST_SUFFIX, CHAT_STATUSES, RUN_PREFIX, result_dir, run_choices
 from core.methods import get_method
 from core.models.loading import load_model, load_processor, resolve_model
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
-from core.runs.files import COMPLETE_MARK, CONFIG_FILE
+from core.runs.files import BEST_DIR, COMPLETE_MARK, CONFIG_FILE
 from core.runs.folders import publish
 from core.store.registry import Registry, RunRecord
 
@@ -87,24 +87,29 @@ class ExportService:
         return self.paths.root / EXPORTS_DIR
 
     def choices(self) -> list[tuple[str, str]]:
-        """(label, run id) for every finished run whose result was published whole."""
-        return [(f"run {run.id}: {run.name} ({run.method}, {run.status})", str(run.id))
-                for run in self.registry.list_runs(CHAT_STATUSES) if is_complete(run.artefact_dir)]
+        """(label, value) for every finished run's results published whole: "N" is its last result, "N:best"
+        the one at its lowest eval loss."""
+        return [(label, value[len(RUN_PREFIX):]) for label, value in run_choices(self.registry)]
 
     def finished_run(self, run_id: int | str | None) -> RunRecord:
-        """The run, if it finished with a complete result; a ProblemsError saying why not otherwise."""
+        """The run ("N", or "N:best" for its best result), if it finished with that result complete; a
+        ProblemsError saying why not otherwise. The record's ``artefact_dir`` is the chosen result."""
         if run_id in (None, ""):
             raise ProblemsError([Problem("choose a finished run first", field="run")])
+        text = str(run_id)
+        which = "best" if text.endswith(BEST_SUFFIX) else "last"
         try:
-            run = self.registry.get_run(int(run_id))
+            run = self.registry.get_run(int(text.removesuffix(BEST_SUFFIX)))
         except (KeyError, ValueError):
             raise ProblemsError([Problem(f"there is no run {run_id}", field="run")]) from None
         if run.status not in CHAT_STATUSES:
             raise ProblemsError([Problem(
                 f"run {run.id} is {run.status}; only a completed or stopped run can be exported", field="run")])
-        if not is_complete(run.artefact_dir):
-            raise ProblemsError([Problem(f"run {run.id} has no complete saved result to export", field="run")])
-        return run
+        chosen = result_dir(run, which)
+        if chosen is None:
+            raise ProblemsError([Problem(f"run {run.id} has no complete saved {which} result to export",
+                                         field="run")])
+        return replace(run, artefact_dir=str(chosen))
 
     def zip_result(self, run_id: int | str | None, dest_dir: Path | None = None) -> ZipExport:
         """One zip of the run's result folder (under ``final/``) and its ``config.json``, written in ``dest_dir``."""
@@ -114,7 +119,7 @@ class ExportService:
         _remove_old(dest_root)
         folder = dest_root / uuid.uuid4().hex
         folder.mkdir(parents=True)
-        top = f"run-{run.id:05d}-{run.method}"
+        top = f"run-{run.id:05d}-{run.method}{_best_tag(run)}"
         target = folder / f"{top}.zip"
         partial = folder / f".{top}.zip.partial"
         names = []
@@ -155,7 +160,7 @@ class ExportService:
     def _merge(self, run: RunRecord, dtype: str) -> MergeExport:
         self.exports_dir.mkdir(parents=True, exist_ok=True)
         write = merged_writer(resolve_model(run.model, self.paths), run.method, Path(run.artefact_dir), dtype)
-        target = publish(self.exports_dir / f"run-{run.id:05d}-merged", write)
+        target = publish(self.exports_dir / f"run-{run.id:05d}-merged{_best_tag(run)}", write)
         return MergeExport(target, folder_size(target), dtype)
 
 
@@ -175,6 +180,11 @@ def merged_writer(base_path: str, method: str, artefact_dir: Path, dtype: str) -
         processor.save_pretrained(folder)
 
     return write
+
+
+def _best_tag(run: RunRecord) -> str:
+    """"-best" in the names of what is made from a run's best result, so it is never taken for the last."""
+    return "-best" if Path(run.artefact_dir).name == BEST_DIR else ""
 
 
 def _remove_old(root: Path) -> None:

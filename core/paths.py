@@ -43,9 +43,16 @@ class StudioPaths:
     def uploads_dir(self) -> Path:
         return self.root / "uploads"
 
+    @property
+    def evals_dir(self) -> Path:
+        return self.root / "evals"
+
     def run_dir(self, run_id: int) -> Path:
         return self.runs_dir / f"run-{run_id:05d}"
 
+    def eval_dir(self, eval_id: int) -> Path:
+        return self.evals_dir / f"eval-{eval_id:05d}"
+
     def ensure(self) -> None:
-        for d in (self.root, self.runs_dir, self.datasets_dir, self.models_dir, self.uploads_dir):
+        for d in (self.root, self.runs_dir, self.evals_dir, self.datasets_dir, self.models_dir, self.uploads_dir):
             d.mkdir(parents=True, exist_ok=True)

@@ -15,13 +15,15 @@ from core.datasets.limits import ImportLimits, parse_size
 from core.datasets.preview import PreviewRow, preview_row
 from core.datasets.records import SAMPLES_FILE, Message, Sample, read_samples
 from core.datasets.stats import DatasetStats, EncoderCache, compute_stats
+from core.evals.config import EvalConfig
+from core.evals.service import EvalService, EvalView, config_for
 from core.memory.advisor import MemoryAdvisor
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.runs.files import MetricsCache, log_tail
 from core.runs.launcher import Launcher
 from core.runs.processes import heartbeat_seconds
-from core.store.registry import DatasetRecord, Registry, RunRecord
+from core.store.registry import DatasetRecord, EvalRecord, Registry, RunRecord
 from core.train_config import TrainConfig, merge_problems
 
 
@@ -41,6 +43,7 @@ class Studio:
         self.launcher = Launcher(self.paths, self.registry, self.catalog)
         self.chat = ChatService(self.paths, self.registry)
         self.memory = self.launcher.memory = MemoryAdvisor(self.paths, self.registry)
+        self.evals = EvalService(self.paths, self.registry, self.catalog, self.launcher)
         self._watchdog_stop = threading.Event()
         self._metrics = MetricsCache()  # the Runs tab polls: parse only what each run appended since
 
@@ -151,6 +154,42 @@ class Studio:
     def resume_run(self, run_id: int) -> Path:
         """Continue a stopped, failed or lost run from its newest complete checkpoint; returns that checkpoint."""
         return self.launcher.resume(run_id)
+
+    # --- evaluations --------------------------------------------------------------------------------------
+    def eval_targets(self) -> list[tuple[str, str]]:
+        """(label, value) of everything that can be evaluated: bases, and runs' last and best results."""
+        return self.evals.targets()
+
+    def check_evaluation(self, target: str, settings: dict[str, Any]) -> tuple[EvalConfig, list[Problem]]:
+        """Every problem with an evaluation of ``target`` ("run:N", "run:N:best" or a base) and its settings."""
+        config, problems = config_for(target, **settings)
+        return config, merge_problems(problems, self.evals.check(config))
+
+    def start_evaluation(self, target: str, settings: dict[str, Any]) -> int:
+        config, problems = config_for(target, **settings)
+        if problems:
+            raise ProblemsError(problems)
+        return self.evals.start(config)
+
+    def stop_evaluation(self, eval_id: int) -> bool:
+        return self.evals.stop(eval_id)
+
+    def list_evaluations(self) -> list[EvalRecord]:
+        self.launcher.reconcile()
+        return self.evals.list()
+
+    def evaluation_view(self, eval_id: int) -> EvalView:
+        return self.evals.view(eval_id)
+
+    def latest_evaluations(self) -> dict[int, EvalRecord]:
+        """Each run's newest finished evaluation, for the Runs table."""
+        return self.evals.latest_by_run()
+
+    def dataset_image(self, path: str) -> Path | None:
+        """An image a result refers to, only if it lies in a registered dataset's folder (None otherwise)."""
+        image = Path(path).resolve()
+        inside = image.is_relative_to(self.paths.datasets_dir.resolve())
+        return image if inside and image.is_file() else None
 
     # --- chat ---------------------------------------------------------------------------------------------
     def chat_choices(self) -> list[tuple[str, str]]:

@@ -204,6 +204,20 @@ class TrainConfig:
     save_total_limit: int = option(2, "Checkpoints kept", "Older checkpoints beyond this are deleted.", min=1,
                                    max=1000, group="output")
 
+    eval_steps: int = option(
+        0, "Evaluate every N steps", "With an eval split, eval loss and perplexity are measured before the first "
+        "step, every N optimizer steps and at the end; 0 picks about ten evaluations per run.", min=0,
+        max=10_000_000, group="eval")
+    eval_max_rows: int = option(
+        0, "Eval rows", "Use at most this many rows of the eval split (always the same ones) for each evaluation; "
+        "0 uses them all.", min=0, max=10_000_000, group="eval")
+    save_best: bool = option(
+        True, "Keep the best result", "Save the result at the lowest eval loss in best/, beside the last one; for "
+        "full, freeze and LISA training each save is a full copy of the weights.", group="eval")
+    early_stopping_patience: int = option(
+        0, "Early stopping patience", "Stop after this many evaluations in a row without a lower eval loss; "
+        "0 turns early stopping off.", min=0, max=100_000, group="eval")
+
     # --- construction -------------------------------------------------------------------------------------
     @classmethod
     def fields(cls) -> tuple[dataclasses.Field, ...]:
@@ -334,6 +348,10 @@ class TrainConfig:
                 problems.append(Problem("this GPU has no bfloat16 support; choose fp16 as the 4-bit compute dtype",
                                         field="compute_dtype"))
         return problems, uses_cuda
+
+    def eval_interval(self, total_steps: int) -> int:
+        """Steps between evaluations: ``eval_steps``, or about a tenth of the run when it is 0."""
+        return self.eval_steps or max(1, -(-total_steps // 10))
 
     def custom_target_list(self) -> list[str]:
         return [t.strip() for t in self.lora_custom_targets.split(",") if t.strip()]

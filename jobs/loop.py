@@ -26,6 +26,7 @@ from core.runs.files import FINAL_DIR
 from core.train_config import TrainConfig
 from jobs.batches import Collator, batch_stream, encode_dataset, to_device
 from jobs.checkpoints import load_checkpoint, publish, save_checkpoint
+from jobs.in_run_eval import InRunEval, check_finite, encode_eval_split
 from jobs.optimizers import build_optimizer, build_scheduler
 from jobs.reporter import Reporter
 
@@ -36,6 +37,7 @@ class TrainOutcome:
     stopped: bool
     final_loss: float | None
     artefact_dir: Path
+    early_stopped_at: int | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -101,6 +103,7 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     """Train, or continue from the checkpoint folder ``resume_from``; returns how far it got and the result."""
     seed_everything(config.seed)
     device = resolve_device(config.device)
+    images_dtype = torch.bfloat16 if config.precision == "pure_bf16" else None  # mixed precision autocasts them
     method = get_method(config.method)
     processor = load_processor(model_path)
     model = load_model(model_path, precision=config.precision, device=device, **method.load_kwargs(config))
@@ -119,6 +122,8 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
                             model.config)
     data = encode_dataset(dataset_dir, encoder)
     print(data.report(), flush=True)
+    eval_rows = encode_eval_split(dataset_dir, encoder, config.eval_max_rows)
+    print(f"eval split: {len(eval_rows)} rows" if eval_rows else "no eval split: training loss only", flush=True)
     micro_per_epoch = math.ceil(len(data.samples) / config.batch_size)
     steps_per_epoch = max(1, math.ceil(micro_per_epoch / config.grad_accum))
     total_steps = config.max_steps or max(1, math.ceil(steps_per_epoch * config.num_epochs))
@@ -129,12 +134,19 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     optimizer = build_optimizer(config, groups)
     scheduler = build_scheduler(config, optimizer, total_steps)
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+    collate = Collator(encoder)
+    evals = InRunEval(config, eval_rows, run_dir, reporter, total_steps, collate,
+                      lambda b: to_device(b, device, images_dtype), lambda: autocast_for(config, device),
+                      lambda d: save_result(method, model, processor, d))
     step = 0
     if resume_from is not None:
         step = restore(resume_from, model, method, optimizer, scheduler, scaler)
+        evals.resume_at(step)
         print(f"resumed from {resume_from.name} at step {step}", flush=True)
     reporter.running(total_steps=total_steps)
     reporter.progress(params=params, step=step)
+    if evals.due(step) and step == 0:
+        evals.evaluate(model, 0)  # the baseline: the base model (with its untrained additions) on the eval split
 
     def checkpoint() -> None:
         save_checkpoint(run_dir, step, lambda d: save_result(method, model, processor, d),
@@ -145,17 +157,19 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     last_loss: float | None = None
     window_start = time.perf_counter()
     grad_norm = 0.0
-    stream = batch_stream(data.samples, config.batch_size, config.seed, Collator(encoder),
-                          skip=step * config.grad_accum)
-    while step < total_steps and not stop.is_set():
+    stream = batch_stream(data.samples, config.batch_size, config.seed, collate, skip=step * config.grad_accum)
+    early_stop = False
+    while step < total_steps and not stop.is_set() and not early_stop:
         batch = next(stream)
         if micro % config.grad_accum == 0:
             method.on_step_start(step, model, optimizer)
-        batch = to_device(batch, device, torch.bfloat16 if config.precision == "pure_bf16" else None)
+        batch = to_device(batch, device, images_dtype)
         with autocast_for(config, device):
             loss = model(**batch).loss / config.grad_accum
+        micro_loss = loss.item()
+        check_finite("training loss", micro_loss * config.grad_accum, step + 1, config)
         (scaler.scale(loss) if scaler else loss).backward()
-        window_loss += loss.item()
+        window_loss += micro_loss
         window_tokens += int(batch["attention_mask"].sum())
         micro += 1
         if micro % config.grad_accum:
@@ -164,6 +178,8 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
             scaler.unscale_(optimizer)
         if config.max_grad_norm > 0:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm))
+            if not scaler:  # under fp16 the scaler skips a step with infinite gradients and lowers its scale
+                check_finite("gradient norm", grad_norm, step + 1, config)
         if scaler:
             scaler.step(optimizer)
             scaler.update()
@@ -184,12 +200,17 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
             reporter.progress(step=step, last_loss=last_loss)
             window_loss, window_count, window_tokens = 0.0, 0, 0
             window_start = time.perf_counter()
-        if config.save_steps and step % config.save_steps == 0 and step < total_steps:
+        if evals.due(step) and not stop.is_set():
+            early_stop = evals.evaluate(model, step).stop_early
+        if config.save_steps and step % config.save_steps == 0 and step < total_steps and not early_stop:
             checkpoint()
 
+    stopped = stop.is_set() and step < total_steps and not early_stop
+    if not stopped and evals.due(step):  # the end, when the last step was not evaluated (no time after a Stop)
+        evals.evaluate(model, step)
     artefact = publish(Path(run_dir) / FINAL_DIR, lambda d: save_result(method, model, processor, d))
-    return TrainOutcome(steps=step, stopped=stop.is_set() and step < total_steps, final_loss=last_loss,
-                        artefact_dir=artefact)
+    return TrainOutcome(steps=step, stopped=stopped, final_loss=last_loss, artefact_dir=artefact,
+                        early_stopped_at=evals.early_stopped_at)
 
 
 def resumable_state(model: torch.nn.Module, method: Method, trainable: list[torch.nn.Parameter], optimizer: Any,

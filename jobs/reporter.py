@@ -18,12 +18,14 @@ from core.store.registry import Registry
 
 
 class Reporter:
-    """Owns a run's status while its job lives; the UI only reads what this writes."""
+    """Owns a job's status while it lives (a run's, or with ``kind="eval"`` an evaluation's); the UI only reads
+    what this writes."""
 
-    def __init__(self, registry: Registry, run_id: int, run_dir: Path):
+    def __init__(self, registry: Registry, run_id: int, run_dir: Path, kind: str = "run"):
         self.registry = registry
         self.run_id = run_id
         self.run_dir = Path(run_dir)
+        self.kind = kind
         self._metrics: IO[str] | None = None  # opened on first use: a resume rewrites the file before training
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
@@ -34,20 +36,20 @@ class Reporter:
             self.progress(total_steps=total_steps)
             return
         me = psutil.Process(os.getpid())
-        self.registry.set_status(self.run_id, "running", pid=me.pid, pid_started_at=me.create_time(),
-                                 heartbeat_at=time.time(), total_steps=total_steps)
+        self.registry.set_status(self.run_id, "running", kind=self.kind, pid=me.pid,
+                                 pid_started_at=me.create_time(), heartbeat_at=time.time(), total_steps=total_steps)
         self._heartbeat.start()
 
     def _beat(self) -> None:
         while not self._stop.wait(heartbeat_seconds()):
             try:
                 # A watchdog may have taken a long silence (a stopped or swapped-out process) for death.
-                self.registry.heartbeat(self.run_id)
+                self.registry.heartbeat(self.run_id, self.kind)
             except Exception as e:  # noqa: BLE001 - a missed beat must not kill training
                 print(f"heartbeat failed: {e}", flush=True)
 
     def progress(self, **fields: Any) -> None:
-        self.registry.update_run(self.run_id, heartbeat_at=time.time(), **fields)
+        self.registry.update_job(self.kind, self.run_id, heartbeat_at=time.time(), **fields)
 
     def metrics(self, row: dict[str, Any]) -> None:
         if self._metrics is None:
@@ -73,7 +75,7 @@ class Reporter:
         self._stop.set()
         if self._metrics is not None:
             self._metrics.close()
-        self.registry.set_status(self.run_id, status, error=error, exit_code=exit_code,
+        self.registry.set_status(self.run_id, status, kind=self.kind, error=error, exit_code=exit_code,
                                  heartbeat_at=time.time(), **fields)
 
 

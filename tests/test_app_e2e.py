@@ -96,3 +96,62 @@ def test_upload_train_watch_and_chat(running_app, tmp_path: Path) -> None:
 def text_of(message: dict) -> str:
     content = message["content"]
     return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
+
+
+def wait_for_evaluation(client, eval_id: int, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = next(e for e in json.loads(client.predict(api_name="/list_evaluations")) if e["id"] == eval_id)
+        if found["status"] not in ("queued", "running"):
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"evaluation {eval_id} did not finish in {timeout} s")
+
+
+def test_evaluate_a_finished_run_and_a_base_and_read_the_before_after_table(running_app) -> None:
+    from gradio_client import Client
+
+    from core.evals.config import EvalConfig
+
+    url, _studio = running_app
+    client = Client(url, verbose=False)
+    values = {f.name: f.default for f in TrainConfig.fields()}
+    values.update(FAST, run_name="to-score", max_steps=12)
+    client.predict(*values.values(), api_name="/start_run")
+    (run,) = list_runs(client)
+    deadline = time.monotonic() + 180
+    while next(r for r in list_runs(client) if r["id"] == run["id"])["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, "the run did not finish"
+        time.sleep(0.5)
+
+    settings = {f.name: f.default for f in EvalConfig.fields() if f.name not in ("run_id", "result", "model",
+                                                                                    "dataset")}
+    settings.update(max_samples=4, max_new_tokens=8)
+    notice, command = client.predict(f"run:{run['id']}", "sample", *settings.values(),
+                                     api_name="/check_evaluation")
+    assert "no eval split" in notice and f"-m jobs.evaluate --run {run['id']} --dataset sample" in command
+    started = {}
+    for target in (f"run:{run['id']}", "tiny-random-llava"):
+        notice, command, chosen = client.predict(target, "sample", *settings.values(),
+                                                 api_name="/start_evaluation")
+        assert "Started evaluation" in notice and "-m jobs.evaluate" in command, notice
+        started[target] = chosen["value"]  # the Evaluation list now shows it
+    for eval_id in started.values():
+        assert wait_for_evaluation(client, eval_id)["status"] == "completed"
+
+    progress, details, table, samples = client.predict(started[f"run:{run['id']}"], "rouge_l",
+                                                       "improvement, best first", api_name="/evaluation_results")
+    assert "8 of 8 samples scored" in progress  # the base and the fine-tuned result, 4 rows each
+    assert "jobs.evaluate --run" in details
+    rows = {row[0]: row[1:] for row in table["data"]}
+    assert table["headers"] == ["metric", "base", "fine-tuned", "better by"]
+    assert rows["Samples scored"][:2] == [4, 4]
+    base_loss, tuned_loss, better = rows["Loss on references"]
+    assert tuned_loss < base_loss and better > 0  # the run learned the sample's answers
+    assert len(samples["data"]) == 4 and samples["headers"][3:5] == ["base answer", "fine-tuned answer"]
+
+    _, _, base_table, _ = client.predict(started["tiny-random-llava"], "rouge_l", "score, best first",
+                                         api_name="/evaluation_results")
+    base_rows = {row[0]: row[1:] for row in base_table["data"]}
+    assert base_rows["Loss on references"][0] == base_loss and base_rows["Loss on references"][1] is None
+    client.close()

@@ -5,22 +5,25 @@ from __future__ import annotations
 import gradio as gr
 
 from core.studio import Studio
-from webui import chat_tab, datasets_tab, export_tab, runs_tab, train_tab
+from webui import chat_tab, datasets_tab, evaluate_tab, export_tab, runs_tab, train_tab
 
 TITLE = "Fine-tuning Studio"
+NOT_EVALUABLE = "Only a finished run (completed or stopped, with its result saved) can be evaluated."
 
 
 def build_app(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as app:
-        gr.Markdown(f"# {TITLE}\nFine-tune a vision-language or text model, watch it train, then chat with it. "
-                    f"Data directory: `{studio.paths.root}`")
-        with gr.Tabs():
+        gr.Markdown(f"# {TITLE}\nFine-tune a vision-language or text model, watch it train, evaluate it against "
+                    f"its base, then chat with it. Data directory: `{studio.paths.root}`")
+        with gr.Tabs() as tabs:
             with gr.Tab("Datasets"):
                 datasets = datasets_tab.build(studio)
             with gr.Tab("Train") as train_page:
                 train = train_tab.build(studio)
             with gr.Tab("Runs") as runs_page:
                 runs = runs_tab.build(studio)
+            with gr.Tab("Evaluate", id="evaluate") as evaluate_page:
+                evaluate = evaluate_tab.build(studio)
             with gr.Tab("Chat") as chat_page:
                 chat = chat_tab.build(studio)
             with gr.Tab("Export") as export_page:
@@ -36,4 +39,25 @@ def build_app(studio: Studio) -> gr.Blocks:
                          api_visibility="private")
         export_page.select(lambda: gr.update(choices=export["choices"]()), None, export["chosen"],
                            api_visibility="private")
+        evaluate_page.select(lambda: (gr.update(choices=studio.eval_targets()),
+                                      gr.update(choices=[d.name for d in studio.list_datasets()])), None,
+                             [evaluate["target"], evaluate["dataset"]], api_visibility="private")
+
+        def evaluate_run(run_id: int | None) -> tuple:
+            """The Runs tab's Evaluate: open the Evaluate tab with the run's best (else last) result and dataset."""
+            if run_id is None:
+                return "Choose a run first.", gr.update(), gr.update(), gr.update()
+            targets = studio.eval_targets()
+            values = [v for _, v in targets]
+            best, last = f"run:{int(run_id)}:best", f"run:{int(run_id)}"
+            value = best if best in values else last if last in values else None
+            if value is None:
+                return NOT_EVALUABLE, gr.update(), gr.update(), gr.update()
+            dataset = studio.run_view(int(run_id)).run.dataset
+            return ("", gr.Tabs(selected="evaluate"), gr.update(choices=targets, value=value),
+                    gr.update(value=dataset))
+
+        runs["evaluate"].click(evaluate_run, runs["chosen"],
+                               [runs["action"], tabs, evaluate["target"], evaluate["dataset"]],
+                               api_visibility="private")
     return app

@@ -15,6 +15,7 @@ GROUP_TITLES = {
     "precision": "Precision and memory",
     "hyper": "Hyperparameters",
     "output": "Logging and checkpoints",
+    "eval": "Evaluation during training",
 }
 
 

@@ -1,4 +1,5 @@
-"""The Runs tab: every run from the registry, live loss and memory charts, the log tail, Stop, and comparison."""
+"""The Runs tab: every run from the registry, live loss (training and eval) and memory charts, the log tail, Stop,
+Resume, Evaluate, and comparison."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from core.store.registry import RunRecord
+from core.store.registry import EvalRecord, RunRecord
 from core.studio import Studio
+from webui.eval_views import eval_summary_markdown, headline
 from webui.messages import failure_markdown
 
 POLL_SECONDS = 2.0
 STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "failed": "❌",
                 "failed_oom": "💥", "lost": "❓"}
-RUN_COLUMNS = ["id", "name", "status", "method", "model", "dataset", "step", "loss", "started"]
+RUN_COLUMNS = ["id", "name", "status", "method", "model", "dataset", "step", "loss", "best eval loss", "evaluation",
+               "started"]
+LOSS_TITLE = "Loss: training, and eval on the eval split (hover for perplexity)"
 CALIBRATION_COLUMNS = ["run", "config", "device", "estimated peak", "est. allocated", "measured allocated",
                        "allocated error", "est. reserved", "measured reserved", "reserved error"]
 CALIBRATION_WIDTHS = ["5%", "23%", "12%", "8%", "8%", "8%", "9%", "8%", "8%", "11%"]
@@ -29,14 +33,18 @@ CPU_MEMORY_TITLE = "Memory (MB): this CPU run's process RSS, and the GPU peak es
 MB_PER_GB = 1e9 / 2**20  # the estimate is in GB of 1e9 bytes, the measured curves in MB of 2**20
 
 
-def runs_table(runs: list[RunRecord]) -> pd.DataFrame:
+def runs_table(runs: list[RunRecord], evaluations: dict[int, EvalRecord] | None = None) -> pd.DataFrame:
     rows = []
+    evaluations = evaluations or {}
     for r in runs:
+        best = (r.eval_summary or {}).get("best_loss")
         rows.append({
             "id": r.id, "name": r.name, "status": f"{STATUS_ICONS.get(r.status, '')} {r.status}",
             "method": r.method, "model": r.model, "dataset": r.dataset,
             "step": f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step),
             "loss": round(r.last_loss, 4) if r.last_loss is not None else None,
+            "best eval loss": round(best, 4) if best is not None else None,
+            "evaluation": headline(evaluations[r.id].summary) if r.id in evaluations else "",
             "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started_at or r.created_at)),
         })
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
@@ -62,6 +70,8 @@ def details_markdown(view: Any) -> str:
         e = r.estimate
         lines.append(f"\nEstimated peak GPU memory when it started: **{e['total_gb']:.2f} GB** (PyTorch allocated "
                      f"{e['allocated_gb']:.2f} GB, reserved {e['reserved_gb']:.2f} GB, plus the CUDA context)")
+    if r.eval_summary:
+        lines.append("\n" + eval_summary_markdown(r.eval_summary))
     if r.artefact_dir:
         lines.append(f"\nResult: `{r.artefact_dir}`")
     lines.append(f"\nHeadless command:\n```\n{view.command}\n```")
@@ -75,6 +85,25 @@ def typed_frame(rows: list[dict], x: str, y: str, colour: str) -> pd.DataFrame:
         y: pd.Series([r[y] for r in rows], dtype="float64"),
         colour: pd.Series([r[colour] for r in rows], dtype="str"),
     })
+
+
+def loss_rows(metrics: list[dict], label: str) -> list[dict]:
+    """A run's training loss and eval loss as two series of the loss chart, with perplexity for the tooltip."""
+    rows = []
+    for m in metrics:
+        if "loss" in m:
+            rows.append({"step": m["step"], "loss": m["loss"], "run": f"{label} train",
+                         "perplexity": None})
+        if "eval_loss" in m:
+            rows.append({"step": m["step"], "loss": m["eval_loss"], "run": f"{label} eval",
+                         "perplexity": m.get("eval_perplexity")})
+    return rows
+
+
+def loss_frame(rows: list[dict]) -> pd.DataFrame:
+    frame = typed_frame(rows, "step", "loss", "run")
+    frame["perplexity"] = pd.Series([r["perplexity"] for r in rows], dtype="float64")
+    return frame
 
 
 def plot_update(frame: pd.DataFrame, colour: str) -> gr.LinePlot:
@@ -126,7 +155,8 @@ def calibration_table(points: list[dict]) -> pd.DataFrame:
 
 def build(studio: Studio) -> dict[str, Any]:
     timer = gr.Timer(POLL_SECONDS)
-    table = gr.Dataframe(value=lambda: runs_table(studio.list_runs()), interactive=False, label="Runs")
+    table = gr.Dataframe(value=lambda: runs_table(studio.list_runs(), studio.latest_evaluations()),
+                         interactive=False, label="Runs")
     with gr.Row():
         initial = run_choices(studio.list_runs())
         chosen = gr.Dropdown(label="Run", choices=initial, value=None, allow_custom_value=True)
@@ -134,11 +164,12 @@ def build(studio: Studio) -> dict[str, Any]:
                               allow_custom_value=True)
         stop = gr.Button("Stop run", variant="stop")
         resume = gr.Button("Resume run")
+        evaluate = gr.Button("Evaluate…")
     action = gr.Markdown()
     details = gr.Markdown()
     with gr.Row():
-        loss_plot = gr.LinePlot(typed_frame([], "step", "loss", "run"), x="step", y="loss", color="run",
-                                title="Training loss", height=300)
+        loss_plot = gr.LinePlot(loss_frame([]), x="step", y="loss", color="run", title=LOSS_TITLE, height=300,
+                                tooltip=["perplexity"])
         memory_plot = gr.LinePlot(memory_frame([]), x="step", y="MB", color="series", title=MEMORY_TITLE,
                                   height=300)
     log = gr.Textbox(label="Log (tail)", lines=12, max_lines=12, autoscroll=True, interactive=False)
@@ -153,15 +184,12 @@ def build(studio: Studio) -> dict[str, Any]:
 
     def show_run(run_id: int | None, others: list[int] | None) -> tuple:
         if run_id is None:
-            return ("", plot_update(typed_frame([], "step", "loss", "run"), "run"),
-                    memory_update(memory_frame([])), "", [])
+            return ("", plot_update(loss_frame([]), "run"), memory_update(memory_frame([])), "", [])
         try:
             view = studio.run_view(int(run_id))
         except Exception as e:  # noqa: BLE001
-            return (failure_markdown(e), plot_update(typed_frame([], "step", "loss", "run"), "run"),
-                    memory_update(memory_frame([])), "", [])
-        loss_rows = [{"step": m["step"], "loss": m["loss"], "run": f"{view.run.id}: {view.run.name}"}
-                     for m in view.metrics]
+            return (failure_markdown(e), plot_update(loss_frame([]), "run"), memory_update(memory_frame([])), "", [])
+        rows = loss_rows(view.metrics, f"{view.run.id}: {view.run.name}")
         for other in others or []:
             if int(other) == int(run_id):
                 continue
@@ -169,17 +197,17 @@ def build(studio: Studio) -> dict[str, Any]:
                 o = studio.run_view(int(other))
             except KeyError:
                 continue
-            loss_rows += [{"step": m["step"], "loss": m["loss"], "run": f"{o.run.id}: {o.run.name}"}
-                          for m in o.metrics]
-        memory = memory_frame(view.metrics, view.run.estimate, view.run.total_steps)
-        cpu = any("mem_rss_mb" in m for m in view.metrics)
-        return (details_markdown(view), plot_update(typed_frame(loss_rows, "step", "loss", "run"), "run"),
+            rows += loss_rows(o.metrics, f"{o.run.id}: {o.run.name}")
+        training = [m for m in view.metrics if "loss" in m]  # eval lines carry no memory readings
+        memory = memory_frame(training, view.run.estimate, view.run.total_steps)
+        cpu = any("mem_rss_mb" in m for m in training)
+        return (details_markdown(view), plot_update(loss_frame(rows), "run"),
                 memory_update(memory, cpu and view.run.estimate is not None), view.log, view.metrics)
 
     def refresh(run_id: int | None, others: list[int] | None) -> tuple:
         runs = studio.list_runs()  # once per tick: the table and both run lists come from it
         choices = run_choices(runs)
-        return (runs_table(runs), gr.update(choices=choices), gr.update(choices=choices),
+        return (runs_table(runs, studio.latest_evaluations()), gr.update(choices=choices), gr.update(choices=choices),
                 *show_run(run_id, others))
 
     def do_stop(run_id: int | None) -> str:
@@ -222,4 +250,4 @@ def build(studio: Studio) -> dict[str, Any]:
     hidden.click(list_runs_json, None, listing, api_name="list_runs")
     refresh_points.click(list_points, None, [points, points_json], api_name="calibration_points")
     calibration.expand(list_points, None, [points, points_json], api_visibility="private")
-    return {"chosen": chosen}
+    return {"chosen": chosen, "evaluate": evaluate, "action": action}

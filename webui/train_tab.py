@@ -141,7 +141,11 @@ def build(studio: Studio) -> dict[str, Any]:
     def do_check(*args: Any) -> tuple[str, str, str]:
         config, problems = studio.check_config(values_of(args))
         preview = shell_text(["python", "-m", "jobs.train", "--config", "<run folder>/config.json"])
-        verdict = problems_markdown(problems) if problems else "✅ Ready to start."
+        if any(p.severity == "error" for p in problems):
+            verdict = problems_markdown(problems)
+        else:  # warnings only: it can start, and the person should know
+            notes = f"\n\n{problems_markdown(problems, 'Worth knowing:')}" if problems else ""
+            verdict = f"✅ Ready to start.{notes}"
         return verdict, preview, config.to_json()
 
     def do_start(*args: Any) -> tuple[str, str, str, Any]:

@@ -12,7 +12,10 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
 FINAL_DIR = "final"
+BEST_DIR = "best"  # the result at the lowest eval loss, beside final/ (the last); BEST_INFO inside says when
+BEST_INFO = "eval_best.json"
 CHECKPOINTS_DIR = "checkpoints"
+EVAL_LOG_FILE = "evaluate.log"  # an evaluation job's output, in its own folder
 
 
 def _parse_lines(data: bytes) -> list[dict]:
@@ -66,8 +69,8 @@ class MetricsCache:
             return rows
 
 
-def log_tail(run_dir: Path, max_bytes: int = 8000) -> str:
-    path = Path(run_dir) / LOG_FILE
+def log_tail(run_dir: Path, max_bytes: int = 8000, name: str = LOG_FILE) -> str:
+    path = Path(run_dir) / name
     if not path.is_file():
         return ""
     with path.open("rb") as f:

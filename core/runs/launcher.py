@@ -1,4 +1,5 @@
-"""Starts each run as its own `python -m jobs.train` process group writing to a log file, and stops it."""
+"""Starts each job (a run's `python -m jobs.train`, an evaluation's `python -m jobs.evaluate`) as its own process
+group writing to a log file, stops it, and watches that it is alive."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import time
 from pathlib import Path
 
 from core.datasets.catalog import DatasetCatalog
+from core.datasets.split import EVAL_FILE
 from core.memory.advisor import MemoryAdvisor
 from core.paths import DATA_DIR_ENV, StudioPaths
 from core.problems import Problem, ProblemsError
-from core.runs.files import CONFIG_FILE, LOG_FILE, latest_complete_checkpoint, log_tail
+from core.runs.files import CONFIG_FILE, EVAL_LOG_FILE, LOG_FILE, latest_complete_checkpoint, log_tail
 from core.runs.processes import SIGKILL, SIGTERM, heartbeat_seconds, is_alive, process_start_time, signal_group
-from core.store.registry import ACTIVE, Registry, RunRecord
+from core.store.registry import ACTIVE, JOB_ROWS, Registry, RunRecord
 from core.train_config import TrainConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +28,7 @@ SPAWN_GRACE_SECONDS = 60.0
 
 
 RESUMABLE = ("stopped", "failed", "failed_oom", "lost")
+LOG_FILES = {"run": LOG_FILE, "eval": EVAL_LOG_FILE}  # each kind of job's log, in its folder
 
 
 def headless_command(config_path: Path, data_dir: Path, run_id: int | None = None, resume: bool = False
@@ -54,12 +57,22 @@ def record_run(paths: StudioPaths, registry: Registry, config: TrainConfig) -> t
     return run_id, run_dir
 
 
+def _no_eval_split(config: TrainConfig) -> list[Problem]:
+    """What a dataset without an eval split means for the run: no eval loss, and early stopping cannot work."""
+    if config.early_stopping_patience:
+        return [Problem("early stopping needs an eval split; register the dataset with an eval share or file, or "
+                        "set the patience to 0", field="early_stopping_patience")]
+    return [Problem("this dataset has no eval split, so the run reports training loss only (no eval loss, no "
+                    "best result); register it with an eval share or file to see how it generalises",
+                    field="dataset", severity="warning")]
+
+
 class Launcher:
     def __init__(self, paths: StudioPaths, registry: Registry, catalog: DatasetCatalog):
         self.paths = paths
         self.registry = registry
         self.catalog = catalog
-        self._children: dict[int, subprocess.Popen] = {}
+        self._children: dict[tuple[str, int], subprocess.Popen] = {}
         self.memory = MemoryAdvisor(paths, registry)  # the studio shares its own (one architecture cache)
 
     def check(self, config: TrainConfig) -> list[Problem]:
@@ -67,9 +80,12 @@ class Launcher:
         problems = config.validate()
         if not any(p.field == "dataset" for p in problems):
             try:
-                self.catalog.resolve_dir(config.dataset)
+                folder = self.catalog.resolve_dir(config.dataset)
             except ProblemsError as e:
                 problems.extend(e.problems)
+            else:
+                if not (folder / EVAL_FILE).is_file():
+                    problems.extend(_no_eval_split(config))
         return problems
 
     def start(self, config: TrainConfig) -> int:
@@ -99,14 +115,18 @@ class Launcher:
         return checkpoint
 
     def _spawn(self, run_id: int, run_dir: Path, resume: bool = False) -> None:
-        cmd = headless_command(run_dir / CONFIG_FILE, self.paths.root, run_id, resume=resume)
+        self.spawn("run", run_id, headless_command(run_dir / CONFIG_FILE, self.paths.root, run_id, resume=resume),
+                   run_dir)
+
+    def spawn(self, kind: str, job_id: int, cmd: list[str], folder: Path) -> None:
+        """Start a job whose row exists: its own process group, output appended to its log in ``folder``."""
         env = dict(os.environ, PYTHONUNBUFFERED="1", **{DATA_DIR_ENV: str(self.paths.root)})
-        with (run_dir / LOG_FILE).open("ab") as log:
+        with (Path(folder) / LOG_FILES[kind]).open("ab") as log:
             # Output goes to a file, never a pipe: a pipe nobody drains would block the job once it fills.
             proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True, env=env)
-        self._children[run_id] = proc
-        self.registry.update_run(run_id, pid=proc.pid, pid_started_at=process_start_time(proc.pid))
+        self._children[(kind, job_id)] = proc
+        self.registry.update_job(kind, job_id, pid=proc.pid, pid_started_at=process_start_time(proc.pid))
 
     def command_for(self, run_id: int) -> str:
         return self.command_of(self.registry.get_run(run_id))
@@ -115,20 +135,22 @@ class Launcher:
         """The headless command of a run already read from the registry."""
         return shell_text(headless_command(Path(run.run_dir) / CONFIG_FILE, self.paths.root))
 
-    def stop(self, run_id: int, grace: float = STOP_GRACE_SECONDS) -> bool:
-        """Ask a run to save and stop (SIGTERM to its group), then SIGKILL it if it outlives ``grace`` seconds."""
-        run = self.registry.get_run(run_id)
+    def stop(self, run_id: int, grace: float = STOP_GRACE_SECONDS, kind: str = "run") -> bool:
+        """Ask a job (a run by default) to save and stop (SIGTERM to its group), then SIGKILL it if it outlives
+        ``grace`` seconds."""
+        run = self.registry.get_job(kind, run_id)
         if run.status not in ACTIVE:
             return False
-        self.registry.update_run(run_id, stop_requested_at=time.time())
+        self.registry.update_job(kind, run_id, stop_requested_at=time.time())
         if run.pid and signal_group(run.pid, run.pid_started_at, SIGTERM):
-            threading.Thread(target=self._kill_after, args=(run_id, run.pid, run.pid_started_at, grace),
+            threading.Thread(target=self._kill_after, args=(kind, run_id, run.pid, run.pid_started_at, grace),
                              daemon=True).start()
         else:
-            self.registry.set_status(run_id, "stopped", expect=ACTIVE, error="stopped before its process ran")
+            self.registry.set_status(run_id, "stopped", expect=ACTIVE, kind=kind,
+                                     error="stopped before its process ran")
         return True
 
-    def _kill_after(self, run_id: int, pid: int, started_at: float | None, grace: float) -> None:
+    def _kill_after(self, kind: str, run_id: int, pid: int, started_at: float | None, grace: float) -> None:
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             self._reap()
@@ -137,22 +159,27 @@ class Launcher:
             time.sleep(0.2)
         signal_group(pid, started_at, SIGKILL)
         self._reap()
-        self.registry.set_status(run_id, "stopped", expect=ACTIVE,
+        self.registry.set_status(run_id, "stopped", expect=ACTIVE, kind=kind,
                                  error=f"did not stop within {grace:.0f} s of the request and was killed")
 
     def _reap(self) -> None:
-        for run_id, proc in list(self._children.items()):
+        for key, proc in list(self._children.items()):
             if proc.poll() is not None:
-                del self._children[run_id]
+                del self._children[key]
 
     def reconcile(self) -> list[int]:
-        """The watchdog: mark active runs whose process is gone (stopped if a stop was asked for, else lost), and
-        running ones silent for two heartbeat intervals (lost, until they beat again). Returns the ids changed."""
+        """The watchdog: mark active jobs (runs and evaluations) whose process is gone (stopped if a stop was
+        asked for, else lost), and running ones silent for two heartbeat intervals (lost, until they beat
+        again). Returns the ids of the runs changed (evaluations are reconciled alike)."""
         self._reap()
+        changed = {kind: self._reconcile(kind) for kind in JOB_ROWS}
+        return changed["run"]
+
+    def _reconcile(self, kind: str) -> list[int]:
         changed = []
         now = time.time()
         silence_limit = 2 * heartbeat_seconds()
-        for run in self.registry.list_runs(ACTIVE):
+        for run in self.registry.list_jobs(kind, ACTIVE):
             # A row whose process is not recorded yet (just created or resumed) gets time to start.
             if run.pid is None and now - (run.heartbeat_at or run.created_at) < SPAWN_GRACE_SECONDS:
                 continue
@@ -160,11 +187,11 @@ class Launcher:
             silent_for = now - run.heartbeat_at if run.heartbeat_at else 0.0
             if alive and not (run.status == "running" and silent_for > silence_limit):
                 continue
-            fresh = self.registry.get_run(run.id)  # the job may have just recorded its own ending, or beaten
+            fresh = self.registry.get_job(kind, run.id)  # it may have just recorded its own ending, or beaten
             beat_again = alive and fresh.heartbeat_at and now - fresh.heartbeat_at <= silence_limit
             if fresh.status not in ACTIVE or beat_again:
                 continue
-            tail = log_tail(Path(run.run_dir), 1500).strip() if run.run_dir else ""
+            tail = log_tail(Path(run.folder), 1500, LOG_FILES[kind]).strip() if run.folder else ""
             if alive:
                 status, error = "lost", f"no heartbeat for {silent_for:.0f} s; the process (pid {run.pid}) is silent"
             elif run.stop_requested_at:
@@ -172,6 +199,6 @@ class Launcher:
             else:
                 status, error = "lost", "the process ended without reporting its result" + (
                     f"; last log lines:\n{tail}" if tail else "")
-            if self.registry.set_status(run.id, status, expect=ACTIVE, error=error):
+            if self.registry.set_status(run.id, status, expect=ACTIVE, kind=kind, error=error):
                 changed.append(run.id)
         return changed

@@ -1,17 +1,17 @@
-"""The registry: runs and datasets in one SQLite file (WAL, busy timeout, short sessions)."""
+"""The registry: runs, evaluations and datasets in one SQLite file (WAL, busy timeout, short sessions)."""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.store.schema import CalibrationRow, DatasetRow, RunRow, migrate
+from core.store.records import JOB_RECORDS, JOB_ROWS, CalibrationRecord, DatasetRecord, EvalRecord, RunRecord
+from core.store.schema import CalibrationRow, DatasetRow, EvalRow, RunRow, migrate
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("completed", "stopped", "failed", "failed_oom", "lost")
@@ -30,104 +30,6 @@ BUSY_TIMEOUT_MS = 30_000
 
 class TransitionError(ValueError):
     pass
-
-
-@dataclass
-class RunRecord:
-    """A plain, detached copy of a run row for readers."""
-
-    id: int
-    name: str
-    status: str
-    model: str
-    method: str
-    dataset: str
-    config: dict[str, Any]
-    run_dir: str
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    pid: int | None
-    pid_started_at: float | None
-    heartbeat_at: float | None
-    stop_requested_at: float | None
-    exit_code: int | None
-    error: str | None
-    step: int
-    total_steps: int
-    last_loss: float | None
-    params: dict[str, Any] | None
-    artefact_dir: str | None
-    attempt: int
-    estimate: dict[str, Any] | None = None  # total/allocated/reserved GB and breakdown when the run started
-
-    @classmethod
-    def of(cls, row: RunRow) -> RunRecord:
-        return cls(
-            id=row.id, name=row.name, status=row.status, model=row.model, method=row.method, dataset=row.dataset,
-            config=json.loads(row.config_json), run_dir=row.run_dir, created_at=row.created_at,
-            started_at=row.started_at, finished_at=row.finished_at, pid=row.pid, pid_started_at=row.pid_started_at,
-            heartbeat_at=row.heartbeat_at, stop_requested_at=row.stop_requested_at, exit_code=row.exit_code,
-            error=row.error, step=row.step, total_steps=row.total_steps, last_loss=row.last_loss,
-            params=json.loads(row.params_json) if row.params_json else None, artefact_dir=row.artefact_dir,
-            attempt=row.attempt, estimate=_estimate_of(row),
-        )
-
-
-def _estimate_of(row: RunRow) -> dict[str, Any] | None:
-    if row.est_total_gb is None:
-        return None
-    return {"total_gb": row.est_total_gb, "allocated_gb": row.est_allocated_gb, "reserved_gb": row.est_reserved_gb,
-            "breakdown": json.loads(row.est_breakdown_json or "{}")}
-
-
-@dataclass
-class CalibrationRecord:
-    """A finished CUDA run's estimate beside its measured peaks (GB of 1e9 bytes)."""
-
-    id: int
-    run_id: int | None
-    attempt: int
-    created_at: float
-    model: str
-    method: str
-    config: dict[str, Any]
-    device_name: str
-    card_gb: float | None
-    steps: int
-    est_total_gb: float
-    est_allocated_gb: float
-    est_reserved_gb: float
-    measured_allocated_gb: float
-    measured_reserved_gb: float
-
-    @classmethod
-    def of(cls, row: CalibrationRow) -> CalibrationRecord:
-        return cls(row.id, row.run_id, row.attempt, row.created_at, row.model, row.method,
-                   json.loads(row.config_json), row.device_name, row.card_gb, row.steps, row.est_total_gb,
-                   row.est_allocated_gb, row.est_reserved_gb, row.measured_allocated_gb, row.measured_reserved_gb)
-
-
-@dataclass
-class DatasetRecord:
-    id: int
-    name: str
-    source: str
-    format: str
-    path: str
-    rows: int
-    images: int
-    created_at: float
-    summary: dict[str, Any]
-    hub_id: str | None = None  # imported from the Hugging Face Hub: the id, and the commit it was read at
-    hub_revision: str | None = None
-    hub_config: str | None = None
-    hub_split: str | None = None
-
-    @classmethod
-    def of(cls, row: DatasetRow) -> DatasetRecord:
-        return cls(row.id, row.name, row.source, row.format, row.path, row.rows, row.images, row.created_at,
-                   json.loads(row.summary_json or "{}"), row.hub_id, row.hub_revision, row.hub_config, row.hub_split)
 
 
 class Registry:
@@ -171,42 +73,40 @@ class Registry:
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         """Set plain fields (not status) of a run."""
+        self.update_job("run", run_id, **fields)
+
+    def update_job(self, kind: str, job_id: int, **fields: Any) -> None:
+        """Set plain fields (not status) of a job; a dict or list goes to its ``<name>_json`` column."""
         if "status" in fields:
-            raise ValueError("use set_status to change a run's status")
+            raise ValueError("use set_status to change a job's status")
         with self.session() as s, s.begin():
-            row = s.get(RunRow, run_id)
-            if row is None:
-                raise KeyError(f"no run {run_id}")
+            row = _job_row(s, kind, job_id)
             for key, value in fields.items():
-                if key == "params":
-                    key, value = "params_json", json.dumps(value)
-                elif key == "config":
-                    key, value = "config_json", json.dumps(value)
+                if hasattr(row, f"{key}_json"):
+                    key, value = f"{key}_json", None if value is None else json.dumps(value)
                 setattr(row, key, value)
 
-    def heartbeat(self, run_id: int) -> None:
+    def heartbeat(self, run_id: int, kind: str = "run") -> None:
         """A job's beat, in one transaction: the time, and back to running if a watchdog had taken it for lost."""
         with self.session() as s, s.begin():
-            row = s.get(RunRow, run_id)
-            if row is None:
-                raise KeyError(f"no run {run_id}")
+            row = _job_row(s, kind, run_id)
             row.heartbeat_at = time.time()
             if row.status == "lost":
                 row.status, row.error = "running", None
 
-    def set_status(self, run_id: int, status: str, *, expect: tuple[str, ...] | None = None, **fields: Any) -> bool:
-        """Move a run to ``status`` if the transition is allowed (and its status is in ``expect``, when given).
+    def set_status(self, run_id: int, status: str, *, expect: tuple[str, ...] | None = None, kind: str = "run",
+                   **fields: Any) -> bool:
+        """Move a job (a run by default) to ``status`` if the transition is allowed (and its status is in
+        ``expect``, when given).
 
         Returns False, changing nothing, when ``expect`` does not match; raises on a forbidden transition.
         """
         with self.session() as s, s.begin():
-            row = s.get(RunRow, run_id)
-            if row is None:
-                raise KeyError(f"no run {run_id}")
+            row = _job_row(s, kind, run_id)
             if expect is not None and row.status not in expect:
                 return False
             if status != row.status and status not in TRANSITIONS[row.status]:
-                raise TransitionError(f"run {run_id}: {row.status} → {status} is not allowed")
+                raise TransitionError(f"{kind} {run_id}: {row.status} → {status} is not allowed")
             row.status = status
             now = time.time()
             if status == "running" and row.started_at is None:
@@ -219,22 +119,47 @@ class Registry:
                 row.exit_code = None
                 row.stop_requested_at = None
             for key, value in fields.items():
+                if hasattr(row, f"{key}_json"):
+                    key, value = f"{key}_json", None if value is None else json.dumps(value)
                 setattr(row, key, value)
             return True
 
-    def get_run(self, run_id: int) -> RunRecord:
+    def get_job(self, kind: str, job_id: int) -> Any:
+        """The record of a run or an evaluation (``kind`` "run" or "eval")."""
         with self.reader() as s:
-            row = s.get(RunRow, run_id)
-            if row is None:
-                raise KeyError(f"no run {run_id}")
-            return RunRecord.of(row)
+            return JOB_RECORDS[kind].of(_job_row(s, kind, job_id))
+
+    def list_jobs(self, kind: str, statuses: tuple[str, ...] | None = None) -> list[Any]:
+        with self.reader() as s:
+            table = JOB_ROWS[kind]
+            query = select(table).order_by(table.id.desc())
+            if statuses:
+                query = query.where(table.status.in_(statuses))
+            return [JOB_RECORDS[kind].of(r) for r in s.scalars(query)]
+
+    # --- evaluations --------------------------------------------------------------------------------------
+    def create_evaluation(self, *, run_id: int | None, result: str, model: str, dataset: str,
+                          config: dict[str, Any]) -> int:
+        with self.session() as s, s.begin():
+            row = EvalRow(status="queued", run_id=run_id, result=result, model=model, dataset=dataset,
+                          config_json=json.dumps(config), created_at=time.time())
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def get_evaluation(self, eval_id: int) -> EvalRecord:
+        return self.get_job("eval", eval_id)
+
+    def list_evaluations(self, statuses: tuple[str, ...] | None = None, run_id: int | None = None
+                         ) -> list[EvalRecord]:
+        found = self.list_jobs("eval", statuses)
+        return [e for e in found if run_id is None or e.run_id == run_id]
+
+    def get_run(self, run_id: int) -> RunRecord:
+        return self.get_job("run", run_id)
 
     def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[RunRecord]:
-        with self.reader() as s:
-            query = select(RunRow).order_by(RunRow.id.desc())
-            if statuses:
-                query = query.where(RunRow.status.in_(statuses))
-            return [RunRecord.of(r) for r in s.scalars(query)]
+        return self.list_jobs("run", statuses)
 
     # --- memory estimates and calibration ------------------------------------------------------------------
     def set_run_estimate(self, run_id: int, total_gb: float, allocated_gb: float, reserved_gb: float,
@@ -304,6 +229,13 @@ class Registry:
             record = DatasetRecord.of(row)
             s.delete(row)
             return record
+
+
+def _job_row(session: Session, kind: str, job_id: int) -> Any:
+    row = session.get(JOB_ROWS[kind], job_id)
+    if row is None:
+        raise KeyError(f"no {'run' if kind == 'run' else 'evaluation'} {job_id}")
+    return row
 
 
 def _configure_connection(dbapi_conn: Any, _record: Any) -> None:

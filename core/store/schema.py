@@ -43,6 +43,8 @@ class RunRow(Base):
     est_allocated_gb: Mapped[float | None] = mapped_column(Float, nullable=True)
     est_reserved_gb: Mapped[float | None] = mapped_column(Float, nullable=True)
     est_breakdown_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # {term label: GB}
+    # In-run evaluation: best and last eval loss, their steps, the best result's folder, early stopping.
+    eval_summary_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class DatasetRow(Base):
@@ -84,6 +86,37 @@ class CalibrationRow(Base):
     est_reserved_gb: Mapped[float] = mapped_column(Float)
     measured_allocated_gb: Mapped[float] = mapped_column(Float)
     measured_reserved_gb: Mapped[float] = mapped_column(Float)
+
+
+class EvalRow(Base):
+    """One evaluation job: a base model, or a run's result beside its base, scored on a dataset.
+
+    Its lifecycle columns (status, pid, heartbeat, stop, exit code, error) mean what they mean for a run;
+    ``step`` counts the samples scored so far and ``total_steps`` those to score (in every phase).
+    """
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)  # None: a base alone
+    result: Mapped[str] = mapped_column(String(16), default="")  # "last" or "best" for a run; "" for a base
+    model: Mapped[str] = mapped_column(Text)  # the base model
+    dataset: Mapped[str] = mapped_column(Text)
+    config_json: Mapped[str] = mapped_column(Text)
+    eval_dir: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    stop_requested_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total_steps: Mapped[int] = mapped_column(Integer, default=0)
+    summary_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # {"base": {metric: value}, "tuned": ...}
 
 
 # Migrations are frozen SQL: the ORM classes above describe the newest schema, these describe each step to it.
@@ -145,9 +178,28 @@ def _v4_dataset_hub_origin(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
+_V5_EVALUATIONS = (
+    "ALTER TABLE runs ADD COLUMN eval_summary_json TEXT",
+    """CREATE TABLE evaluations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, status VARCHAR(32) NOT NULL, run_id INTEGER,
+        result VARCHAR(16) NOT NULL DEFAULT '', model TEXT NOT NULL, dataset TEXT NOT NULL,
+        config_json TEXT NOT NULL, eval_dir TEXT NOT NULL DEFAULT '', created_at FLOAT NOT NULL,
+        started_at FLOAT, finished_at FLOAT, pid INTEGER, pid_started_at FLOAT, heartbeat_at FLOAT,
+        stop_requested_at FLOAT, exit_code INTEGER, error TEXT, step INTEGER NOT NULL DEFAULT 0,
+        total_steps INTEGER NOT NULL DEFAULT 0, summary_json TEXT)""",
+    "CREATE INDEX ix_evaluations_status ON evaluations (status)",
+    "CREATE INDEX ix_evaluations_run_id ON evaluations (run_id)",
+)
+
+
+def _v5_evaluations(conn: Connection) -> None:
+    for statement in _V5_EVALUATIONS:
+        conn.execute(text(statement))
+
+
 # Append new migrations at the end; never edit one that has shipped.
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_run_attempts, _v3_memory_estimates,
-                                                  _v4_dataset_hub_origin]
+                                                  _v4_dataset_hub_origin, _v5_evaluations]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

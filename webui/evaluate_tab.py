@@ -1,0 +1,181 @@
+"""The Evaluate tab: score a base or a run's result (beside its base) on any dataset, follow the job, and see where
+fine-tuning helped: the before/after table, the per-sample view sortable by score and improvement, CSV export."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import gradio as gr
+
+from core.evals.config import EvalConfig
+from core.evals.metrics import METRIC_LABELS
+from core.evals.results import SAMPLE_METRICS, SORTS, sample_rows
+from core.evals.service import eval_command
+from core.runs.launcher import shell_text
+from core.store.registry import EvalRecord
+from core.studio import Studio
+from core.train_config import TINY_MODEL
+from webui.datasets_tab import _thumbnail
+from webui.eval_views import before_after_frame, evaluations_table, progress_html, sample_markdown, samples_frame
+from webui.form import component_for
+from webui.messages import failure_markdown, problems_markdown
+
+POLL_SECONDS = 2.0
+SETTINGS = [f for f in EvalConfig.fields() if f.name not in ("run_id", "result", "model", "dataset")]
+INTRO = ("Score a model's answers on a dataset. A run's result is scored **beside its base** on the same rows, "
+         "so the tables below say whether fine-tuning helped, and where. Each evaluation is its own process, "
+         "like a training run: it keeps going if the browser closes, and **Stop** keeps what it scored.")
+PICK_FIRST = "Choose an evaluation above to see its results."
+
+
+def eval_choices(records: list[EvalRecord]) -> list[tuple[str, int]]:
+    return [(f"{e.id}: {'run ' + str(e.run_id) if e.run_id else e.model} on {e.dataset} ({e.status})", e.id)
+            for e in records]
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    gr.Markdown(INTRO)
+    with gr.Row():
+        target = gr.Dropdown(label="Model to score", choices=studio.eval_targets(), value=TINY_MODEL, scale=3,
+                             allow_custom_value=True, info="A base model, or a run's last or best result "
+                             "(scored beside its base).")
+        dataset = gr.Dropdown(label="Dataset", choices=[d.name for d in studio.list_datasets()], value="sample",
+                              scale=2, allow_custom_value=True)
+        refresh_lists = gr.Button("Refresh lists", scale=1)
+    with gr.Row(equal_height=False):
+        settings = [component_for(f) for f in SETTINGS]
+    with gr.Row():
+        check = gr.Button("Check")
+        start = gr.Button("Start evaluation", variant="primary")
+    notice = gr.Markdown()
+    command = gr.Textbox(label="Headless command", interactive=False, lines=2)
+
+    gr.Markdown("### Evaluations")
+    table = gr.Dataframe(evaluations_table(studio.list_evaluations()), interactive=False, wrap=True)
+    with gr.Row():
+        chosen = gr.Dropdown(label="Evaluation", choices=eval_choices(studio.list_evaluations()), value=None, scale=3,
+                             allow_custom_value=True)
+        stop = gr.Button("Stop evaluation", variant="stop", scale=1)
+    progress = gr.HTML()
+    details = gr.Markdown(PICK_FIRST)
+    gr.Markdown("### Before and after")
+    before_after = gr.Dataframe(before_after_frame(None), interactive=False, label="Per metric (better by: "
+                                "positive means the fine-tuned result scores better)")
+    gr.Markdown("### Per sample")
+    with gr.Row():
+        metric = gr.Dropdown(label="Score", choices=[(METRIC_LABELS[m], m) for m in SAMPLE_METRICS],
+                             value="rouge_l")
+        order = gr.Dropdown(label="Sort", choices=list(SORTS), value=SORTS[0])
+        with gr.Column():
+            export = gr.Button("Export CSV")
+            export_notice = gr.Markdown()
+        csv_file = gr.File(label="CSV", interactive=False, visible=False)
+    samples = gr.Dataframe(samples_frame([]), interactive=False, wrap=True, max_height=420,
+                           label="Click a row to see its image and answers in full")
+    with gr.Row(equal_height=False):
+        image = gr.Image(label="Image", type="pil", interactive=False, height=220, scale=1)
+        sample = gr.Markdown(sample_markdown(None, ""))
+    shown_rows = gr.State([])
+    seen = gr.State(None)  # (id, status, step) last drawn, so polling redraws only what changed
+
+    def form_settings(values: tuple) -> dict[str, Any]:
+        return {f.name: v for f, v in zip(SETTINGS, values, strict=True)}
+
+    def do_check(tgt: str, ds: str, *values: Any) -> tuple[str, str]:
+        config, problems = studio.check_evaluation(tgt, {"dataset": ds, **form_settings(values)})
+        text = problems_markdown(problems) if problems else "✅ Ready to evaluate."
+        return text, shell_text(eval_command(config, studio.paths.root))
+
+    def do_start(tgt: str, ds: str, *values: Any) -> tuple[str, str, Any]:
+        try:
+            eval_id = studio.start_evaluation(tgt, {"dataset": ds, **form_settings(values)})
+        except Exception as e:  # noqa: BLE001 - shown to the person, not raised
+            return failure_markdown(e), "", gr.update()
+        view = studio.evaluation_view(eval_id)
+        return (f"▶️ Started evaluation {eval_id}.", view.command,
+                gr.update(choices=eval_choices(studio.list_evaluations()), value=eval_id))
+
+    def draw(eval_id: int | None, score: str, sort: str) -> tuple:
+        if eval_id is None:
+            return "", PICK_FIRST, before_after_frame(None), samples_frame([]), [], None
+        try:
+            view = studio.evaluation_view(int(eval_id))
+        except Exception as e:  # noqa: BLE001
+            return "", failure_markdown(e), before_after_frame(None), samples_frame([]), [], None
+        rows = sample_rows(view.results, score, sort)
+        r = view.record
+        text = f"Headless command:\n```\n{view.command}\n```"
+        if r.error:
+            text = f"**Error:**\n```\n{r.error}\n```\n\n" + text
+        if view.summary and not view.summary.get("complete", True):
+            text = "Partial results: the evaluation ended before every sample was scored.\n\n" + text
+        return (progress_html(r), text, before_after_frame(view.summary), samples_frame(rows), rows,
+                (r.id, r.status, r.step))
+
+    def poll(eval_id: int | None, score: str, sort: str, last: Any) -> tuple:
+        records = studio.list_evaluations()
+        choices = eval_choices(records)
+        current = next((e for e in records if eval_id is not None and e.id == int(eval_id)), None)
+        state = (current.id, current.status, current.step) if current else None
+        if state is not None and last is not None and tuple(last) == state:
+            return (evaluations_table(records), gr.update(choices=choices), progress_html(current),
+                    *(gr.skip(),) * 5)
+        return (evaluations_table(records), gr.update(choices=choices), *draw(eval_id, score, sort))
+
+    def do_stop(eval_id: int | None) -> str:
+        if eval_id is None:
+            return "Choose an evaluation first."
+        try:
+            asked = studio.stop_evaluation(int(eval_id))
+        except Exception as e:  # noqa: BLE001
+            return failure_markdown(e)
+        return "⏹️ Stop requested: the evaluation keeps what it scored." if asked else "That one is not running."
+
+    def pick(rows: list[dict], score: str, evt: gr.SelectData) -> tuple:
+        index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        if not rows or index is None or index >= len(rows):
+            return None, sample_markdown(None, "")
+        row = rows[index]
+        picture = next((studio.dataset_image(p) for p in row.get("images", []) if studio.dataset_image(p)), None)
+        return (_thumbnail(picture, 320) if picture else None), sample_markdown(row, METRIC_LABELS[score])
+
+    def do_export(eval_id: int | None, score: str, sort: str) -> tuple[Any, str]:
+        if eval_id is None:
+            return gr.update(visible=False), "Choose an evaluation first."
+        try:
+            path = studio.evals.export_csv(int(eval_id), score, sort)
+        except Exception as e:  # noqa: BLE001
+            return gr.update(visible=False), failure_markdown(e)
+        return gr.update(value=str(path), visible=True), f"✅ {path.name}: click the file to download it."
+
+    def results_json(eval_id: int) -> str:
+        view = studio.evaluation_view(int(eval_id))
+        return json.dumps({"status": view.record.status, "step": view.record.step,
+                           "total_steps": view.record.total_steps, "error": view.record.error,
+                           "summary": view.summary, "command": view.command})
+
+    def list_json() -> str:
+        return json.dumps([{"id": e.id, "run_id": e.run_id, "status": e.status, "step": e.step,
+                            "total_steps": e.total_steps, "error": e.error} for e in studio.list_evaluations()])
+
+    inputs = [target, dataset, *settings]
+    views = [progress, details, before_after, samples, shown_rows, seen]
+    check.click(do_check, inputs, [notice, command], api_name="check_evaluation")
+    start.click(do_start, inputs, [notice, command, chosen], api_name="start_evaluation")
+    stop.click(do_stop, chosen, notice, api_name="stop_evaluation")
+    chosen.change(draw, [chosen, metric, order], views, api_name="evaluation_results")
+    metric.change(draw, [chosen, metric, order], views, api_visibility="private")
+    order.change(draw, [chosen, metric, order], views, api_visibility="private")
+    gr.Timer(POLL_SECONDS).tick(poll, [chosen, metric, order, seen], [table, chosen, *views],
+                                api_visibility="private", show_progress="hidden")
+    samples.select(pick, [shown_rows, metric], [image, sample], api_visibility="private")
+    export.click(do_export, [chosen, metric, order], [csv_file, export_notice], api_name="export_evaluation_csv")
+    refresh_lists.click(lambda: (gr.update(choices=studio.eval_targets()),
+                                 gr.update(choices=[d.name for d in studio.list_datasets()])),
+                        None, [target, dataset], api_name="evaluation_targets")
+    hidden = gr.Button(visible=False)
+    listing, picked, result = gr.Textbox(visible=False), gr.Number(visible=False), gr.Textbox(visible=False)
+    hidden.click(list_json, None, listing, api_name="list_evaluations")
+    picked.change(results_json, picked, result, api_name="evaluation_json")
+    return {"target": target, "dataset": dataset}
