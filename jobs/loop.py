@@ -24,7 +24,7 @@ from core.problems import ProblemsError
 from core.runs.files import FINAL_DIR
 from core.train_config import TrainConfig
 from jobs.batches import Collator, batch_stream, encode_dataset
-from jobs.checkpoints import load_checkpoint, publish, save_checkpoint
+from jobs.checkpoints import clean_set_aside, load_checkpoint, publish, save_checkpoint
 from jobs.optimizers import build_optimizer, build_scheduler
 from jobs.reporter import Reporter
 
@@ -132,13 +132,18 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     if resume_from is not None:
         step = restore(resume_from, model, method, optimizer, scheduler, scaler)
         print(f"resumed from {resume_from.name} at step {step}", flush=True)
+        clean_set_aside(run_dir)  # the folders set aside before this resume are no longer needed
     reporter.running(total_steps=total_steps)
     reporter.progress(params=params, step=step)
 
+    saved_step = step if resume_from is not None else -1  # the step the newest checkpoint holds
+
     def checkpoint() -> None:
+        nonlocal saved_step
         save_checkpoint(run_dir, step, lambda d: save_result(method, model, processor, d),
                         resumable_state(model, method, trainable, optimizer, scheduler, scaler),
                         {"total_steps": total_steps, "loss": last_loss}, config.save_total_limit)
+        saved_step = step
 
     micro, window_loss, window_count, window_tokens = 0, 0.0, 0, 0
     last_loss: float | None = None
@@ -188,6 +193,8 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
         if config.save_steps and step % config.save_steps == 0 and step < total_steps:
             checkpoint()
 
+    if stop.is_set() and step < total_steps and saved_step != step:
+        checkpoint()  # whatever "Save every N steps" says, a stopped run can be resumed
     artefact = publish(Path(run_dir) / FINAL_DIR, lambda d: save_result(method, model, processor, d))
     return TrainOutcome(steps=step, stopped=stop.is_set() and step < total_steps, final_loss=last_loss,
                         artefact_dir=artefact)
