@@ -140,7 +140,16 @@ class ChatService:
 
 
 def _open_rgb(path: Path) -> Any:
+    """The picture, checked as a dataset's images are (a text file named .jpg, a decompression bomb) first."""
     from PIL import Image
 
+    from core.datasets.images import check_image
+    from core.datasets.limits import ImportLimits
+    from core.datasets.problem_log import RowError
+
+    try:
+        check_image(Path(path), ImportLimits.from_env(), Path(path).name, "image")
+    except RowError as e:
+        raise ProblemsError([Problem(e.message, field="image")]) from None
     with Image.open(path) as img:
         return img.convert("RGB")
