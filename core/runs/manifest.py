@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.runs.files import CHECKPOINTS_DIR, complete_checkpoints
+from core.runs.files import complete_checkpoints
 from core.runs.folders import COMPLETE_MARK
 
 MANIFEST_FILE = "MANIFEST.json"
@@ -78,12 +78,6 @@ class ResumePoint:
     def name(self) -> str:
         return self.folder.name
 
-    def describe(self) -> str:
-        text = f"step {self.step} (checkpoint {self.folder.name})"
-        if self.skipped:
-            text += "; " + "; ".join(f"{name} was skipped: {why}" for name, why in self.skipped)
-        return text
-
 
 def skipped_text(skipped: list[tuple[str, str]]) -> str:
     return "; ".join(f"{name}: {why}" for name, why in skipped)
@@ -98,7 +92,3 @@ def choose_checkpoint(run_dir: Path) -> tuple[ResumePoint | None, list[tuple[str
             return ResumePoint(folder, checkpoint_step(folder), list(skipped)), skipped
         skipped.append((folder.name, problem))
     return None, skipped
-
-
-def checkpoints_root(run_dir: Path) -> Path:
-    return Path(run_dir) / CHECKPOINTS_DIR
