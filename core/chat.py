@@ -186,6 +186,8 @@ class ChatService:
             raise ProblemsError([Problem(f"{placeholders} image placeholders but {len(images)} images")])
         if images and not loaded.encoder.vision:
             raise ProblemsError([Problem("this model reads text only; remove the image", field="image")])
+        for picture in images:
+            check_picture(picture)
         inputs = inputs_on_device(loaded.encoder.prompt_inputs(messages, images), loaded.device,
                                   inference_dtype(loaded.device))
         tokenizer = loaded.encoder.tokenizer
@@ -221,3 +223,16 @@ def inputs_on_device(inputs: dict[str, Any], device: str, float_dtype: Any) -> d
         value = value.to(device)
         out[key] = value.to(float_dtype) if value.is_floating_point() else value
     return out
+
+
+def check_picture(path: Path) -> None:
+    """Refuse a file that is not a picture (a text file named .jpg, a decompression bomb) with what it is, checked
+    as a dataset's images are."""
+    from core.datasets.images import check_image
+    from core.datasets.limits import ImportLimits
+    from core.datasets.problem_log import RowError
+
+    try:
+        check_image(Path(path), ImportLimits.from_env(), Path(path).name, "image")
+    except RowError as e:
+        raise ProblemsError([Problem(e.message, field="image")]) from None

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.problems import Problem
+
+# NaN passes every range check (NaN < min is false), so it is refused on its own, as are the infinities.
+NOT_FINITE = "expected a finite number, got {value!r}: NaN and infinity are not allowed"
 
 Choices = Sequence[str | tuple[str, str]] | Callable[[], Sequence[str | tuple[str, str]]]
 
@@ -78,13 +82,24 @@ def coerce(f: dataclasses.Field, value: Any) -> tuple[Any, Problem | None]:
         if kind is float:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value), None
+            number = float(value)
+            if not math.isfinite(number):
+                return f.default, Problem(NOT_FINITE.format(value=value), field=f.name)
+            return number, None
         if value is None:
             return "", None
+        if isinstance(value, list | tuple | dict | set):
+            raise ValueError
         return str(value), None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         expected = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, "text")
-        return f.default, Problem(f"expected {expected}, got {value!r}", field=f.name)
+        return f.default, Problem(f"expected {expected}, got {shown(value)}", field=f.name)
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as a message quotes it: its repr, cut short (a list or object may be long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_field(f: dataclasses.Field, value: Any) -> list[Problem]:
@@ -94,6 +109,8 @@ def check_field(f: dataclasses.Field, value: Any) -> list[Problem]:
     if choices is not None and value not in choices:
         problems.append(Problem(f"must be one of {', '.join(choices)}; got {value!r}", field=f.name))
     low, high = f.metadata.get("min"), f.metadata.get("max")
+    if isinstance(value, float) and not math.isfinite(value):
+        return problems + [Problem(NOT_FINITE.format(value=value), field=f.name)]
     if isinstance(value, int | float) and not isinstance(value, bool):
         if low is not None and value < low:
             problems.append(Problem(f"must be at least {low}; got {value}", field=f.name))

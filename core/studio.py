@@ -22,9 +22,14 @@ from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.runs.files import MetricsCache, log_tail
 from core.runs.launcher import Launcher
+from core.runs.manifest import ResumePoint
 from core.runs.processes import heartbeat_seconds
-from core.store.registry import DatasetRecord, EvalRecord, Registry, RunRecord
+from core.store.registry import STORE_ERRORS, DatasetRecord, EvalRecord, Registry, RunRecord
 from core.train_config import TrainConfig, merge_problems
+
+STORE_UNWRITABLE = ("The studio's database cannot be written ({error}). Statuses shown here may be behind: runs keep "
+                    "their last status in their own folder, and it is recorded once the database can be written "
+                    "again. Free some space in {folder}.")
 
 
 @dataclass
@@ -46,13 +51,14 @@ class Studio:
         self.evals = EvalService(self.paths, self.registry, self.catalog, self.launcher)
         self._watchdog_stop = threading.Event()
         self._metrics = MetricsCache()  # the Runs tab polls: parse only what each run appended since
+        self.store_problem: str | None = None  # why the last registry write failed, until one succeeds again
 
     def start_watchdog(self) -> None:
         """Check active runs every heartbeat interval, whether or not anyone has the Runs tab open."""
         def watch() -> None:
             while not self._watchdog_stop.wait(heartbeat_seconds()):
                 try:
-                    self.launcher.reconcile()
+                    self.reconcile()
                 except Exception as e:  # noqa: BLE001 - the watchdog must outlive a failed check
                     print(f"watchdog: {e}", flush=True)
 
@@ -139,8 +145,20 @@ class Studio:
             raise ProblemsError(problems)
         return self.launcher.start(config)  # validates before anything is recorded
 
+    def reconcile(self) -> list[int]:
+        """The watchdog's check (see ``Launcher.reconcile``); a database that cannot be written is remembered in
+        ``store_problem`` instead of raising, so pollers keep working."""
+        try:
+            changed = self.launcher.reconcile()
+        except STORE_ERRORS as e:
+            error = str(getattr(e, "orig", None) or e).splitlines()[0]
+            self.store_problem = STORE_UNWRITABLE.format(error=error, folder=self.paths.root)
+            return []
+        self.store_problem = None
+        return changed
+
     def list_runs(self) -> list[RunRecord]:
-        self.launcher.reconcile()
+        self.reconcile()
         return self.registry.list_runs()
 
     def run_view(self, run_id: int, log_bytes: int = 6000) -> RunView:
@@ -151,8 +169,9 @@ class Studio:
     def stop_run(self, run_id: int) -> bool:
         return self.launcher.stop(run_id)
 
-    def resume_run(self, run_id: int) -> Path:
-        """Continue a stopped, failed or lost run from its newest complete checkpoint; returns that checkpoint."""
+    def resume_run(self, run_id: int) -> ResumePoint:
+        """Continue a stopped, failed or lost run from its newest checkpoint that passes its checks; returns that
+        checkpoint, its step, and the newer ones skipped with the reason."""
         return self.launcher.resume(run_id)
 
     # --- evaluations --------------------------------------------------------------------------------------

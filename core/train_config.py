@@ -25,6 +25,8 @@ IMAGE_TILINGS = ("default", "on", "off")
 LORA_METHODS = ["lora", "qlora"]
 PROMPT_METHODS = ["prompt", "prefix", "ptuning"]
 PART_METHODS = ["full", "freeze", "lisa"]
+NO_CONFIG_FILE = "no such file; give the path of a config.json (a run folder holds one)"
+NOT_UTF8 = "not UTF-8 text (byte 0x{byte:02x} at offset {offset}); save the file as UTF-8"
 
 METHOD_HELP = (
     "lora: low-rank adapters; qlora: LoRA on a 4-/8-bit base; full: train whole parts; freeze: train the last N "
@@ -263,7 +265,17 @@ class TrainConfig:
     def load(cls, path: str | Path) -> TrainConfig:
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise ProblemsError([Problem(NO_CONFIG_FILE, file=str(path))]) from None
+        except OSError as e:
+            raise ProblemsError([Problem(f"cannot be read: {e.strerror or e}", file=str(path))]) from None
+        try:
+            data = json.loads(raw.decode("utf-8-sig"))  # a BOM (Windows editors) is fine
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            raise ProblemsError([Problem(NOT_UTF8.format(byte=raw[e.start], offset=e.start), file=str(path),
+                                         line=line)]) from None
         except json.JSONDecodeError as e:
             raise ProblemsError([Problem(f"not valid JSON: {e.msg}", file=str(path), line=e.lineno)]) from e
         if not isinstance(data, dict):

@@ -25,7 +25,7 @@ from core.problems import ProblemsError
 from core.runs.files import FINAL_DIR
 from core.train_config import TrainConfig
 from jobs.batches import Collator, batch_stream, encode_dataset, to_device
-from jobs.checkpoints import load_checkpoint, publish, save_checkpoint
+from jobs.checkpoints import clean_set_aside, load_checkpoint, publish, save_checkpoint
 from jobs.in_run_eval import InRunEval, check_finite, encode_eval_split
 from jobs.optimizers import build_optimizer, build_scheduler
 from jobs.reporter import Reporter
@@ -143,15 +143,20 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
         step = restore(resume_from, model, method, optimizer, scheduler, scaler)
         evals.resume_at(step)
         print(f"resumed from {resume_from.name} at step {step}", flush=True)
+        clean_set_aside(run_dir)  # the folders set aside before this resume are no longer needed
     reporter.running(total_steps=total_steps)
     reporter.progress(params=params, step=step)
     if evals.due(step) and step == 0:
         evals.evaluate(model, 0)  # the baseline: the base model (with its untrained additions) on the eval split
 
+    saved_step = step if resume_from is not None else -1  # the step the newest checkpoint holds
+
     def checkpoint() -> None:
+        nonlocal saved_step
         save_checkpoint(run_dir, step, lambda d: save_result(method, model, processor, d),
                         resumable_state(model, method, trainable, optimizer, scheduler, scaler),
                         {"total_steps": total_steps, "loss": last_loss}, config.save_total_limit)
+        saved_step = step
 
     micro, window_loss, window_count, window_tokens = 0, 0.0, 0, 0
     last_loss: float | None = None
@@ -206,6 +211,8 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
             checkpoint()
 
     stopped = stop.is_set() and step < total_steps and not early_stop
+    if stopped and saved_step != step:
+        checkpoint()  # whatever "Save every N steps" says, a stopped run can be resumed
     if not stopped and evals.due(step):  # the end, when the last step was not evaluated (no time after a Stop)
         evals.evaluate(model, step)
     artefact = publish(Path(run_dir) / FINAL_DIR, lambda d: save_result(method, model, processor, d))

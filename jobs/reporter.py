@@ -1,4 +1,4 @@
-"""How a job reports: status transitions in the registry, metrics as JSON lines, and a heartbeat."""
+"""How a job reports: status transitions in the registry (and in its run folder), metrics as JSON lines, a heartbeat."""
 
 from __future__ import annotations
 
@@ -14,7 +14,20 @@ import psutil
 from core.memory.advisor import MemoryAdvisor
 from core.runs.files import METRICS_FILE
 from core.runs.processes import heartbeat_seconds
-from core.store.registry import Registry
+from core.runs.status_file import STATUS_FILE, reserve, write_status
+from core.store.registry import STORE_ERRORS, Registry
+
+STORE_DOWN = ("the database cannot be written ({error}); the run's status is kept in {file} and recorded in the "
+              "database once it can be written again")
+STORE_BACK = "the database can be written again"
+
+
+def say(text: str) -> None:
+    """Print to the run's log; a log on a full disk must not turn a report into a crash."""
+    try:
+        print(text, flush=True)
+    except OSError:
+        pass
 
 
 class Reporter:
@@ -29,15 +42,40 @@ class Reporter:
         self._metrics: IO[str] | None = None  # opened on first use: a resume rewrites the file before training
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+        me = psutil.Process(os.getpid())
+        self._kept: dict[str, Any] = {"run_id": run_id, "pid": me.pid, "pid_started_at": me.create_time(),
+                                      "status": "running"}
+        self._store_down = False
+        reserve(self.run_dir)  # while there is room: later writes overwrite it in place
+
+    def _keep(self, durable: bool = True, **fields: Any) -> None:
+        """The run's state in its folder (status.json), whatever the database does."""
+        self._kept.update(fields, at=time.time())
+        write_status(self.run_dir, self._kept, durable)
+
+    def _store(self, write: Any, *args: Any, **kwargs: Any) -> bool:
+        """A registry write that a full disk or a stuck lock cannot turn into a failed run."""
+        try:
+            write(*args, **kwargs)
+        except STORE_ERRORS as e:
+            if not self._store_down:
+                say(STORE_DOWN.format(error=str(e.orig if hasattr(e, "orig") else e).splitlines()[0],
+                                      file=self.run_dir / STATUS_FILE))
+            self._store_down = True
+            return False
+        if self._store_down:
+            say(STORE_BACK)
+            self._store_down = False
+        return True
 
     def running(self, total_steps: int = 0) -> None:
         """Mark the run running and start beating; called again later, it only records the step count."""
         if self._heartbeat.is_alive():
             self.progress(total_steps=total_steps)
             return
-        me = psutil.Process(os.getpid())
-        self.registry.set_status(self.run_id, "running", kind=self.kind, pid=me.pid,
-                                 pid_started_at=me.create_time(), heartbeat_at=time.time(), total_steps=total_steps)
+        self._keep(status="running", total_steps=total_steps)
+        self._store(self.registry.set_status, self.run_id, "running", kind=self.kind, pid=self._kept["pid"],
+                    pid_started_at=self._kept["pid_started_at"], heartbeat_at=time.time(), total_steps=total_steps)
         self._heartbeat.start()
 
     def _beat(self) -> None:
@@ -46,10 +84,13 @@ class Reporter:
                 # A watchdog may have taken a long silence (a stopped or swapped-out process) for death.
                 self.registry.heartbeat(self.run_id, self.kind)
             except Exception as e:  # noqa: BLE001 - a missed beat must not kill training
-                print(f"heartbeat failed: {e}", flush=True)
+                say(f"heartbeat failed: {e}")
 
     def progress(self, **fields: Any) -> None:
-        self.registry.update_job(self.kind, self.run_id, heartbeat_at=time.time(), **fields)
+        kept = {k: fields[k] for k in ("step", "total_steps", "last_loss") if k in fields}
+        if kept:
+            self._keep(durable=False, **kept)
+        self._store(self.registry.update_job, self.kind, self.run_id, heartbeat_at=time.time(), **fields)
 
     def metrics(self, row: dict[str, Any]) -> None:
         if self._metrics is None:
@@ -68,15 +109,21 @@ class Reporter:
             return advisor.record_calibration(self.run_id, config, peaks["allocated_gb"], peaks["reserved_gb"],
                                               device_name=peaks["name"], card_gb=peaks["card_gb"], steps=steps)
         except Exception as e:  # noqa: BLE001
-            print(f"recording the memory peaks failed: {e}", flush=True)
+            say(f"recording the memory peaks failed: {e}")
             return None
 
-    def finish(self, status: str, *, error: str | None = None, exit_code: int = 0, **fields: Any) -> None:
+    def finish(self, status: str, *, error: str | None = None, exit_code: int = 0, **fields: Any) -> bool:
+        """Record how the run ended: in its folder first, then in the database; False if only the folder has it
+        (the studio's watchdog copies it over once the database can be written)."""
         self._stop.set()
         if self._metrics is not None:
-            self._metrics.close()
-        self.registry.set_status(self.run_id, status, kind=self.kind, error=error, exit_code=exit_code,
-                                 heartbeat_at=time.time(), **fields)
+            try:
+                self._metrics.close()
+            except OSError:
+                pass  # a line lost on a full disk; the status below matters more
+        self._keep(status=status, error=error, exit_code=exit_code, **fields)
+        return self._store(self.registry.set_status, self.run_id, status, kind=self.kind, error=error,
+                           exit_code=exit_code, heartbeat_at=time.time(), **fields)
 
 
 def cuda_peaks() -> dict[str, Any] | None:

@@ -154,4 +154,22 @@ def test_evaluate_a_finished_run_and_a_base_and_read_the_before_after_table(runn
                                          api_name="/evaluation_results")
     base_rows = {row[0]: row[1:] for row in base_table["data"]}
     assert base_rows["Loss on references"][0] == base_loss and base_rows["Loss on references"][1] is None
+
+
+def test_chat_says_in_words_when_the_image_is_not_an_image(running_app, tmp_path: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    url, studio = running_app
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("This is a shopping list, not a picture.\n")
+    client = Client(url, verbose=False)
+    history, question, notice = client.predict("tiny-random-llava", handle_file(str(fake)), "What is this?", [], 16,
+                                            0.0, api_name="/chat")
+    assert "'holiday.jpg' is not a JPEG, PNG, WebP, GIF or BMP image: it is text" in notice, notice
+    assert [m["role"] for m in history] == ["user"] and question == "What is this?"  # kept, to retry
+    assert not any((studio.paths.uploads_dir / "chat").glob("*/holiday.jpg"))
+    # and a real picture in the same conversation still gets an answer
+    image = handle_file(str(SAMPLE / "images" / "blue_square_0.png"))
+    history, _, notice = client.predict("tiny-random-llava", image, "What colour?", [], 8, 0.0, api_name="/chat")
+    assert notice == "" and history[-1]["role"] == "assistant"
     client.close()

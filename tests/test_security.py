@@ -32,15 +32,29 @@ def test_exposure_without_a_password_is_refused(flags: list[str], monkeypatch) -
 
 def test_exposure_with_credentials_from_env_or_file(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("STUDIO_USERNAME", "ana")
-    monkeypatch.setenv("STUDIO_PASSWORD", "s3cret")
-    assert studio_app.exposure_auth(studio_app.parse_args(["--host", "0.0.0.0"])) == [("ana", "s3cret")]
+    monkeypatch.setenv("STUDIO_PASSWORD", "a long s3cret phrase")
+    assert studio_app.exposure_auth(studio_app.parse_args(["--host", "0.0.0.0"])) == [
+        ("ana", "a long s3cret phrase")]
     auth_file = tmp_path / "auth"
-    auth_file.write_text("# team\nbo:pw:with:colons\nnot-a-pair\n")
+    auth_file.write_text("# team\nbo:long pw:with:colons\nnot-a-pair\n")
     with pytest.raises(SystemExit, match=rf"{auth_file}:3: expected 'username:password'"):
         studio_app.exposure_auth(studio_app.parse_args(["--share", "--auth-file", str(auth_file)]))
-    auth_file.write_text("bo:pw:with:colons\n")
+    auth_file.write_text("bo:long pw:with:colons\n")
     assert studio_app.exposure_auth(studio_app.parse_args(["--auth-file", str(auth_file)])) == [
-        ("bo", "pw:with:colons")]
+        ("bo", "long pw:with:colons")]
+
+
+def test_short_passwords_are_refused_when_credentials_are_read(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("STUDIO_USERNAME", "ana")
+    monkeypatch.setenv("STUDIO_PASSWORD", "s3cret")
+    with pytest.raises(SystemExit, match="STUDIO_PASSWORD: the password for 'ana' is 6 characters long; use at "
+                                         "least 12"):
+        studio_app.exposure_auth(studio_app.parse_args(["--host", "0.0.0.0"]))
+    auth_file = tmp_path / "auth"
+    auth_file.write_text("bo:a long enough passphrase\ncy:elevenchars\n")
+    with pytest.raises(SystemExit, match=rf"{auth_file}:2: the password for 'cy' is 11 characters long; use at "
+                                         "least 12"):
+        studio_app.exposure_auth(studio_app.parse_args(["--auth-file", str(auth_file)]))
 
 
 @pytest.fixture

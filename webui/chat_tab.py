@@ -35,6 +35,23 @@ def memory_markdown(result: dict[str, Any]) -> str:
                             card=result["card"]["label"], beside=beside, verdict=result["verdict"])
 
 
+def tolerant_image(**kwargs: Any) -> gr.Image:
+    """An image input that lets a file PIL cannot open through to the callback, where the engine says in words
+    what it is (Gradio's own check would end the event with a bare "Error"). The instance's preprocess is
+    wrapped; a subclass would make Gradio write a .pyi stub next to this module."""
+    image = gr.Image(**kwargs)
+    strict = image.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return strict(payload)
+        except Exception:  # noqa: BLE001 - any file Gradio cannot decode goes on to the engine's check
+            return str(payload.path) if payload is not None and payload.path else None
+
+    image.preprocess = preprocess
+    return image
+
+
 def new_state() -> dict[str, Any]:
     return {"messages": [], "images": [], "last_image": None}
 
@@ -46,7 +63,7 @@ def build(studio: Studio) -> dict[str, Any]:
         refresh = gr.Button("Refresh list", scale=1)
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"])
+            image = tolerant_image(label="Image", type="filepath", sources=["upload", "clipboard"])
             max_tokens = gr.Slider(8, 1024, value=128, step=8, label="Max new tokens")
             temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.1, label="Temperature (0 = greedy)")
             loading = gr.Radio([(label, value) for value, label in CHAT_LOADINGS.items()], value="auto",
@@ -71,10 +88,11 @@ def build(studio: Studio) -> dict[str, Any]:
             return
         content = text
         images = list(st["images"])
+        kept = None
         if picture and picture != st["last_image"]:
             # Keep our own copy: Gradio's upload cache may be cleaned while the conversation goes on.
-            chat_images.mkdir(parents=True, exist_ok=True)
-            kept = chat_images / f"{uuid.uuid4().hex[:12]}{Path(picture).suffix or '.png'}"
+            kept = chat_images / uuid.uuid4().hex[:12] / (Path(picture).name or "image.png")  # its name, for messages
+            kept.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(picture, kept)
             images.append(str(kept))
             content = f"{IMAGE_PLACEHOLDER}\n{text}"
@@ -88,6 +106,8 @@ def build(studio: Studio) -> dict[str, Any]:
                 yield history, st, "", ""
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
             history.pop()
+            if kept is not None:
+                shutil.rmtree(kept.parent, ignore_errors=True)  # the conversation does not keep this image
             yield history, st, text, failure_markdown(e)
             return
         new = {"messages": [{"role": m.role, "content": m.content} for m in messages]

@@ -13,7 +13,7 @@ import pandas as pd
 from core.store.registry import EvalRecord, RunRecord
 from core.studio import Studio
 from webui.eval_views import eval_summary_markdown, headline
-from webui.messages import failure_markdown
+from webui.messages import esc, failure_markdown
 
 POLL_SECONDS = 2.0
 STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "failed": "❌",
@@ -31,6 +31,20 @@ CALIBRATION_HELP = (
 MEMORY_TITLE = "Memory (MB)"
 CPU_MEMORY_TITLE = "Memory (MB): this CPU run's process RSS, and the GPU peak estimated for the card"
 MB_PER_GB = 1e9 / 2**20  # the estimate is in GB of 1e9 bytes, the measured curves in MB of 2**20
+RESUMING = "▶️ Resuming run {run_id} from step {step} (checkpoint `{checkpoint}`)."
+SKIPPED = "⚠️ Skipped `{checkpoint}`: {why}."
+LIST_FAILED = "⚠️ The run list cannot be read right now: {error}"
+
+
+def banner_markdown(studio: Studio) -> str:
+    """A warning above the runs while the database cannot be written (a full disk); empty otherwise."""
+    return f"⚠️ **{esc(studio.store_problem)}**" if studio.store_problem else ""
+
+
+def resume_markdown(run_id: int, point: Any) -> str:
+    lines = [RESUMING.format(run_id=run_id, step=point.step, checkpoint=point.name)]
+    lines += [SKIPPED.format(checkpoint=name, why=esc(why)) for name, why in point.skipped]
+    return "\n\n".join(lines)
 
 
 def runs_table(runs: list[RunRecord], evaluations: dict[int, EvalRecord] | None = None) -> pd.DataFrame:
@@ -155,6 +169,7 @@ def calibration_table(points: list[dict]) -> pd.DataFrame:
 
 def build(studio: Studio) -> dict[str, Any]:
     timer = gr.Timer(POLL_SECONDS)
+    banner = gr.Markdown()
     table = gr.Dataframe(value=lambda: runs_table(studio.list_runs(), studio.latest_evaluations()),
                          interactive=False, label="Runs")
     with gr.Row():
@@ -205,9 +220,13 @@ def build(studio: Studio) -> dict[str, Any]:
                 memory_update(memory, cpu and view.run.estimate is not None), view.log, view.metrics)
 
     def refresh(run_id: int | None, others: list[int] | None) -> tuple:
-        runs = studio.list_runs()  # once per tick: the table and both run lists come from it
+        try:
+            runs = studio.list_runs()  # once per tick: the table and both run lists come from it
+        except Exception as e:  # noqa: BLE001 - the tab keeps what it shows and says why it cannot refresh
+            return (LIST_FAILED.format(error=esc(e)), gr.skip(), gr.skip(), gr.skip(), *show_run(run_id, others))
         choices = run_choices(runs)
-        return (runs_table(runs, studio.latest_evaluations()), gr.update(choices=choices), gr.update(choices=choices),
+        return (banner_markdown(studio), runs_table(runs, studio.latest_evaluations()), gr.update(choices=choices),
+                gr.update(choices=choices),
                 *show_run(run_id, others))
 
     def do_stop(run_id: int | None) -> str:
@@ -224,10 +243,10 @@ def build(studio: Studio) -> dict[str, Any]:
         if run_id is None:
             return "Choose a run first."
         try:
-            checkpoint = studio.resume_run(int(run_id))
+            point = studio.resume_run(int(run_id))
         except Exception as e:  # noqa: BLE001
             return failure_markdown(e)
-        return f"▶️ Resuming run {int(run_id)} from `{checkpoint.name}`."
+        return resume_markdown(int(run_id), point)
 
     def list_runs_json() -> str:
         return json.dumps([{"id": r.id, "name": r.name, "status": r.status, "step": r.step,
@@ -239,7 +258,7 @@ def build(studio: Studio) -> dict[str, Any]:
         return calibration_table(found), found
 
     outputs = [details, loss_plot, memory_plot, log, raw]
-    timer.tick(refresh, [chosen, compare], [table, chosen, compare, *outputs], api_visibility="private",
+    timer.tick(refresh, [chosen, compare], [banner, table, chosen, compare, *outputs], api_visibility="private",
                show_progress="hidden")
     chosen.change(show_run, [chosen, compare], outputs, api_name="run_metrics")
     compare.change(show_run, [chosen, compare], outputs, api_visibility="private")

@@ -16,6 +16,7 @@ from core.datasets.importer import ImportReport, ProgressCallback, import_datase
 from core.datasets.limits import ImportLimits, human_size, upload_size
 from core.datasets.peek import inspect_source
 from core.datasets.records import SAMPLES_FILE
+from core.datasets.server_samples import check_samples_file
 from core.datasets.uploads import stage_uploads
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
@@ -243,10 +244,12 @@ class DatasetCatalog:
         if record is not None:
             return Path(record.path)
         path = Path(name_or_path).expanduser()
-        if path.is_file() and path.name == SAMPLES_FILE:
-            return path.parent
-        if (path / SAMPLES_FILE).is_file():
-            return path
+        samples = path if path.is_file() and path.name == SAMPLES_FILE else path / SAMPLES_FILE
+        if samples.is_file():
+            problems = check_samples_file(samples, field="dataset")  # used in place: confined like an import
+            if problems:
+                raise ProblemsError(problems)
+            return samples.parent
         raise ProblemsError([Problem(
             f"no registered dataset named {name_or_path!r} and no {SAMPLES_FILE} at that path; register it in the "
             "Datasets tab first", field="dataset")])

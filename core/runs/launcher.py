@@ -10,25 +10,70 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from core.datasets.catalog import DatasetCatalog
 from core.datasets.split import EVAL_FILE
 from core.memory.advisor import MemoryAdvisor
 from core.paths import DATA_DIR_ENV, StudioPaths
 from core.problems import Problem, ProblemsError
-from core.runs.files import CONFIG_FILE, EVAL_LOG_FILE, LOG_FILE, latest_complete_checkpoint, log_tail
-from core.runs.processes import SIGKILL, SIGTERM, heartbeat_seconds, is_alive, process_start_time, signal_group
-from core.store.registry import ACTIVE, JOB_ROWS, Registry, RunRecord
+from core.runs.files import CONFIG_FILE, EVAL_LOG_FILE, LOG_FILE, log_tail
+from core.runs.manifest import ResumePoint, choose_checkpoint, skipped_text
+from core.runs.processes import (
+    SIGCONT,
+    SIGKILL,
+    SIGTERM,
+    describe_process,
+    heartbeat_seconds,
+    is_alive,
+    process_start_time,
+    signal_group,
+    wait_for_exit,
+)
+from core.runs.status_file import read_status
+from core.store.registry import ACTIVE, JOB_ROWS, TERMINAL, Registry, RunRecord
 from core.train_config import TrainConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Stop: SIGKILL once the job has been silent (no heartbeat) this long after the request; a job still saving a
+# large checkpoint keeps beating and is given up to STOP_HARD_LIMIT_SECONDS.
 STOP_GRACE_SECONDS = 30.0
+STOP_HARD_LIMIT_SECONDS = 900.0
 # A run row whose process has not been recorded yet is left alone for this long before it counts as lost.
 SPAWN_GRACE_SECONDS = 60.0
+EXIT_WAIT_SECONDS = 20.0
 
 
 RESUMABLE = ("stopped", "failed", "failed_oom", "lost")
 LOG_FILES = {"run": LOG_FILE, "eval": EVAL_LOG_FILE}  # each kind of job's log, in its folder
+STOPPABLE = (*ACTIVE, "lost")  # a lost run may still have a live (silent) process
+STILL_ALIVE = ("run {run_id}'s trainer is still alive, though silent: {process}. Resuming now would start a second "
+               "trainer on the same run; press Stop to end it (or wait for it to beat again), then Resume.")
+NO_CHECKPOINT = ("run {run_id} has no complete checkpoint to resume from; set 'Save every N steps' above 0 for runs "
+                 "you may want to resume")
+NO_GOOD_CHECKPOINT = "run {run_id} has no checkpoint that passes its checks ({skipped})"
+
+
+def claim_resume(registry: Registry, run_id: int) -> tuple[RunRecord, ResumePoint]:
+    """Take a stopped, failed or lost run for a resume (status queued, next attempt), after checking that its
+    recorded process is gone and that a checkpoint passes its checks. Raises ProblemsError naming what is wrong."""
+    run = registry.get_run(run_id)
+    if run.status not in RESUMABLE:
+        raise ProblemsError([Problem(f"run {run_id} is {run.status}; only a stopped, failed or lost run resumes")])
+    # A job that reported its own ending may still be exiting (freeing memory, closing files): give it a moment.
+    exiting = run.status != "lost" and wait_for_exit(run.pid, run.pid_started_at, EXIT_WAIT_SECONDS)
+    if not exiting and is_alive(run.pid, run.pid_started_at):
+        raise ProblemsError([Problem(STILL_ALIVE.format(run_id=run_id,
+                                                        process=describe_process(run.pid, run.pid_started_at)))])
+    point, skipped = choose_checkpoint(Path(run.run_dir))
+    if point is None:
+        message = NO_GOOD_CHECKPOINT.format(run_id=run_id, skipped=skipped_text(skipped)) if skipped else \
+            NO_CHECKPOINT.format(run_id=run_id)
+        raise ProblemsError([Problem(message)])
+    if not registry.set_status(run_id, "queued", expect=RESUMABLE, attempt=run.attempt + 1, pid=None,
+                               pid_started_at=None, heartbeat_at=time.time()):
+        raise ProblemsError([Problem(f"run {run_id} changed status meanwhile; try again")])
+    return registry.get_run(run_id), point
 
 
 def headless_command(config_path: Path, data_dir: Path, run_id: int | None = None, resume: bool = False
@@ -98,21 +143,12 @@ class Launcher:
         self._spawn(run_id, run_dir)
         return run_id
 
-    def resume(self, run_id: int) -> Path:
-        """Continue a run that did not finish from its newest complete checkpoint, as the same run."""
-        run = self.registry.get_run(run_id)
-        if run.status not in RESUMABLE:
-            raise ProblemsError([Problem(f"run {run_id} is {run.status}; only a stopped, failed or lost run resumes")])
-        checkpoint = latest_complete_checkpoint(Path(run.run_dir))
-        if checkpoint is None:
-            raise ProblemsError([Problem(
-                f"run {run_id} has no complete checkpoint to resume from; set 'Save every N steps' above 0 "
-                "for runs you may want to resume")])
-        if not self.registry.set_status(run_id, "queued", expect=RESUMABLE, attempt=run.attempt + 1, pid=None,
-                                        pid_started_at=None, heartbeat_at=time.time()):
-            raise ProblemsError([Problem(f"run {run_id} changed status meanwhile; try again")])
+    def resume(self, run_id: int) -> ResumePoint:
+        """Continue a run that did not finish from its newest checkpoint that passes its checks, as the same run;
+        returns that checkpoint (with the newer ones skipped and why)."""
+        run, point = claim_resume(self.registry, run_id)
         self._spawn(run_id, Path(run.run_dir), resume=True)
-        return checkpoint
+        return point
 
     def _spawn(self, run_id: int, run_dir: Path, resume: bool = False) -> None:
         self.spawn("run", run_id, headless_command(run_dir / CONFIG_FILE, self.paths.root, run_id, resume=resume),
@@ -136,13 +172,18 @@ class Launcher:
         return shell_text(headless_command(Path(run.run_dir) / CONFIG_FILE, self.paths.root))
 
     def stop(self, run_id: int, grace: float = STOP_GRACE_SECONDS, kind: str = "run") -> bool:
-        """Ask a job (a run by default) to save and stop (SIGTERM to its group), then SIGKILL it if it outlives
-        ``grace`` seconds."""
+        """Ask a job (a run by default) to save and stop (SIGTERM to its group, and SIGCONT so a stopped process can
+        act on it), then SIGKILL it once it has been silent for ``grace`` seconds. A lost job whose process still
+        lives is stopped the same way. Returns False if there was nothing to stop."""
         run = self.registry.get_job(kind, run_id)
-        if run.status not in ACTIVE:
+        if run.status not in STOPPABLE:
+            return False
+        alive = bool(run.pid) and is_alive(run.pid, run.pid_started_at)
+        if run.status == "lost" and not alive:
             return False
         self.registry.update_job(kind, run_id, stop_requested_at=time.time())
-        if run.pid and signal_group(run.pid, run.pid_started_at, SIGTERM):
+        if alive and signal_group(run.pid, run.pid_started_at, SIGTERM):
+            signal_group(run.pid, run.pid_started_at, SIGCONT)
             threading.Thread(target=self._kill_after, args=(kind, run_id, run.pid, run.pid_started_at, grace),
                              daemon=True).start()
         else:
@@ -151,16 +192,22 @@ class Launcher:
         return True
 
     def _kill_after(self, kind: str, run_id: int, pid: int, started_at: float | None, grace: float) -> None:
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
+        asked = time.monotonic()
+        asked_at = time.time()
+        while is_alive(pid, started_at):
             self._reap()
-            if not is_alive(pid, started_at):
+            beat = max(self.registry.get_job(kind, run_id).heartbeat_at or 0.0, asked_at)
+            if time.time() - beat > grace or time.monotonic() - asked > STOP_HARD_LIMIT_SECONDS:
+                signal_group(pid, started_at, SIGKILL)
+                self._reap()
+                self.registry.set_status(run_id, "stopped", expect=STOPPABLE, kind=kind,
+                                         error=f"did not stop within {grace:.0f} s of the request and was killed")
                 return
             time.sleep(0.2)
-        signal_group(pid, started_at, SIGKILL)
         self._reap()
-        self.registry.set_status(run_id, "stopped", expect=ACTIVE, kind=kind,
-                                 error=f"did not stop within {grace:.0f} s of the request and was killed")
+        # A lost job's process that ended without reporting is not looked at by the watchdog any more.
+        self.registry.set_status(run_id, "stopped", expect=("lost",), kind=kind,
+                                 error="stopped; the process ended without reporting")
 
     def _reap(self) -> None:
         for key, proc in list(self._children.items()):
@@ -179,7 +226,12 @@ class Launcher:
         changed = []
         now = time.time()
         silence_limit = 2 * heartbeat_seconds()
-        for run in self.registry.list_jobs(kind, ACTIVE):
+        for run in self.registry.list_jobs(kind, STOPPABLE):
+            if self._apply_kept_status(kind, run):
+                changed.append(run.id)
+                continue
+            if run.status == "lost":
+                continue
             # A row whose process is not recorded yet (just created or resumed) gets time to start.
             if run.pid is None and now - (run.heartbeat_at or run.created_at) < SPAWN_GRACE_SECONDS:
                 continue
@@ -202,3 +254,17 @@ class Launcher:
             if self.registry.set_status(run.id, status, expect=ACTIVE, kind=kind, error=error):
                 changed.append(run.id)
         return changed
+
+    def _apply_kept_status(self, kind: str, run: Any) -> bool:
+        """Copy the ending a job kept in its run folder into the registry, when the registry missed it (the job
+        could not write the database: a full disk). Only the record of the run's current process counts."""
+        kept = read_status(run.folder)
+        if not kept or kept.get("status") not in TERMINAL or not run.pid or kept.get("pid") != run.pid:
+            return False
+        if run.pid_started_at and abs((kept.get("pid_started_at") or 0) - run.pid_started_at) > 1.0:
+            return False
+        fields = {k: kept[k] for k in ("error", "exit_code", "step", "total_steps", "last_loss", "artefact_dir")
+                  if k in kept}
+        if kind != "run":  # an evaluation's row has no loss or result folder
+            fields = {k: v for k, v in fields.items() if k not in ("last_loss", "artefact_dir")}
+        return self.registry.set_status(run.id, kept["status"], expect=STOPPABLE, kind=kind, **fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import psutil
 
@@ -42,6 +43,27 @@ def is_alive(pid: int | None, started_at: float | None) -> bool:
         return False
 
 
+def wait_for_exit(pid: int | None, started_at: float | None, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the process to end; True once it has (or was never there)."""
+    deadline = time.monotonic() + timeout
+    while is_alive(pid, started_at):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def describe_process(pid: int | None, started_at: float | None) -> str:
+    """The process as a person can find it: pid, state, start time and command."""
+    try:
+        proc = psutil.Process(pid)
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started_at or proc.create_time()))
+        command = " ".join(proc.cmdline()[:6])
+        return f"pid {pid} ({proc.status()}, started {started}: {command})"
+    except (psutil.Error, TypeError, ValueError):
+        return f"pid {pid}"
+
+
 def signal_group(pid: int, started_at: float | None, sig: int) -> bool:
     """Send ``sig`` to the process group led by ``pid``, only if it is still the recorded process."""
     if not is_alive(pid, started_at):
@@ -56,4 +78,4 @@ def signal_group(pid: int, started_at: float | None, sig: int) -> bool:
         return True
 
 
-SIGTERM, SIGKILL = signal.SIGTERM, signal.SIGKILL
+SIGTERM, SIGKILL, SIGCONT = signal.SIGTERM, signal.SIGKILL, signal.SIGCONT

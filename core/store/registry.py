@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.store.records import JOB_RECORDS, JOB_ROWS, CalibrationRecord, DatasetRecord, EvalRecord, RunRecord
@@ -26,6 +27,9 @@ TRANSITIONS = {
     "failed_oom": {"queued"},
 }
 BUSY_TIMEOUT_MS = 30_000
+# What a write raises when the database cannot take it for a reason outside the studio (a full disk, a read-only
+# file system, a lock held past the busy timeout); callers that must not fail on it catch these.
+STORE_ERRORS = (OperationalError,)
 
 
 class TransitionError(ValueError):
