@@ -17,7 +17,7 @@ from core.memory.advisor import MemoryAdvisor
 from core.models.loading import resolve_model
 from core.paths import StudioPaths
 from core.problems import ProblemsError
-from core.runs.files import CHECKPOINTS_DIR, CONFIG_FILE
+from core.runs.files import CHECKPOINTS_DIR, CONFIG_FILE, record_dataset
 from core.runs.launcher import record_run
 from core.store.registry import Registry
 from core.train_config import TrainConfig
@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         from jobs.loop import train
 
         dataset_dir = dataset_dir or catalog.resolve_dir(config.dataset)
+        record_dataset(run_dir, config.dataset, dataset_dir)
         resume_from = prepare_resume(run_dir) if args.resume else None
         outcome = train(config, resolve_model(config.model, paths), dataset_dir, run_dir, reporter, stop,
                         resume_from=resume_from)

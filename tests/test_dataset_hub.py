@@ -20,6 +20,7 @@ from core.datasets.importer import SOURCE_FILE, DatasetImportError, import_datas
 from core.datasets.peek import inspect_source
 from core.datasets.records import SAMPLES_FILE, read_samples
 from core.problems import ProblemsError
+from core.runs.files import DATASET_FILE
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 SECRET = "hf_thisIsNotARealTokenButMustNeverBeShown"
@@ -243,6 +244,22 @@ def test_offline_the_hub_path_reads_the_local_cache_and_records_the_commit(studi
     assert json.loads((Path(record.path) / SOURCE_FILE).read_text())["revision"] == SHA
     again = studio.registry.find_dataset("from-cache")
     assert again.hub_revision == SHA
+
+
+def test_a_run_records_the_hub_commit_it_trained_on(studio, hub_cache: Path, tmp_path: Path) -> None:
+    from jobs_helpers import fast_config
+
+    from jobs.train import main
+
+    cached_repo(hub_cache, "someone/shapes", {"default": {"train": 1}})
+    studio.register_dataset(ImportRequest(hub_id="someone/shapes"), "pinned")
+    config = tmp_path / "config.json"
+    fast_config(dataset="pinned", max_steps=1, eval_steps=0).save(config)
+    assert main(["--config", str(config), "--data-dir", str(studio.paths.root)]) == 0
+    (run,) = studio.registry.list_runs()
+    recorded = json.loads((Path(run.run_dir) / DATASET_FILE).read_text())
+    assert recorded["name"] == "pinned" and recorded["origin"]["hub_id"] == "someone/shapes"
+    assert recorded["origin"]["revision"] == SHA
 
 
 def test_offline_without_a_cache_the_message_says_what_to_do_within_5_seconds(studio, hub_cache: Path) -> None:

@@ -15,6 +15,7 @@ FINAL_DIR = "final"
 BEST_DIR = "best"  # the result at the lowest eval loss, beside final/ (the last); BEST_INFO inside says when
 BEST_INFO = "eval_best.json"
 CHECKPOINTS_DIR = "checkpoints"
+DATASET_FILE = "dataset.json"  # what the run trained on: the dataset's name, folder and origin (Hub id, commit)
 EVAL_LOG_FILE = "evaluate.log"  # an evaluation job's output, in its own folder
 
 
@@ -67,6 +68,18 @@ class MetricsCache:
                 offset += len(complete)
             self._seen[path] = (stat.st_ino, offset, rows)
             return rows
+
+
+def record_dataset(run_dir: Path, name: str, dataset_dir: Path) -> dict:
+    """Write what a run trains on into its folder: the dataset's name and folder, and its origin when it came from
+    the Hub (id, config, split and the commit it was read at, from the dataset's source.json)."""
+    origin_file = Path(dataset_dir) / "source.json"
+    origin = json.loads(origin_file.read_text(encoding="utf-8")) if origin_file.is_file() else None
+    record = {"name": name, "folder": str(dataset_dir), "origin": origin}
+    tmp = Path(run_dir) / (DATASET_FILE + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(Path(run_dir) / DATASET_FILE)
+    return record
 
 
 def log_tail(run_dir: Path, max_bytes: int = 8000, name: str = LOG_FILE) -> str:
