@@ -22,6 +22,7 @@ from core.memory import (
     verdict,
 )
 from core.memory.estimate import GB
+from core.models.availability import model_problem
 from core.models.loading import resolve_model
 from core.paths import StudioPaths
 from core.store.registry import CalibrationRecord, Registry
@@ -203,9 +204,14 @@ class MemoryAdvisor:
         try:
             try:
                 config = AutoConfig.from_pretrained(resolved, local_files_only=True)
-            except Exception:  # noqa: BLE001 - not cached: ask the hub (config.json only), unless offline
+            except Exception:  # noqa: BLE001 - not cached: ask the hub once, briefly, then fetch config.json only
+                unreadable = model_problem(resolved)
+                if unreadable:
+                    raise ModelUnavailable(f"Cannot estimate the memory: {unreadable.message}.") from None
                 config = AutoConfig.from_pretrained(resolved)
             return read_architecture(config)
+        except ModelUnavailable:
+            raise
         except Exception as e:  # noqa: BLE001 - offline, unknown id, gated repo, odd config: one sentence
             raise ModelUnavailable(
                 f"Cannot read the config of '{resolved}': it is not a model folder on this machine, and its "

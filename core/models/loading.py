@@ -29,6 +29,9 @@ class ModelFacts:
 TINY_FACTS = ModelFacts(model_type="llava", vision=True, text_layers=2, hidden_size=64, family="llava")
 
 
+BUILT_IN_MODELS = (TINY_MODEL,)  # built by the studio itself, offline: always available
+
+
 def resolve_model(spec: str, paths: StudioPaths) -> str:
     """The folder or hub id that ``from_pretrained`` should get for a model choice."""
     spec = spec.strip()

@@ -15,6 +15,8 @@ from typing import Any
 from core.datasets.catalog import DatasetCatalog
 from core.datasets.split import EVAL_FILE
 from core.memory.advisor import MemoryAdvisor
+from core.models.availability import model_problem
+from core.models.loading import BUILT_IN_MODELS
 from core.paths import DATA_DIR_ENV, StudioPaths
 from core.problems import Problem, ProblemsError
 from core.runs.files import CONFIG_FILE, EVAL_LOG_FILE, LOG_FILE, log_tail
@@ -123,6 +125,10 @@ class Launcher:
     def check(self, config: TrainConfig) -> list[Problem]:
         """Every problem that would stop this config from starting, the dataset's existence included."""
         problems = config.validate()
+        if not any(p.field == "model" for p in problems):
+            unreadable = model_problem(config.model, BUILT_IN_MODELS)
+            if unreadable:
+                problems.append(unreadable)
         if not any(p.field == "dataset" for p in problems):
             try:
                 folder = self.catalog.resolve_dir(config.dataset)
