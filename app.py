@@ -84,11 +84,13 @@ def allowed_hosts(args: argparse.Namespace) -> list[str]:
 def launch(args: argparse.Namespace, *, block: bool = True) -> tuple[object, object]:
     auth = exposure_auth(args)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from core.runs.log_noise import silence_library_noise
     from core.studio import Studio
     from webui.app_ui import build_app
     from webui.guard import GuardedApp, HostPolicy
     from webui.logins import LOGIN_NOTE, Credentials
 
+    silence_library_noise()  # chat loads models in this process too
     studio = Studio(args.data_dir)
     studio.set_upload_limit(args.max_upload)  # the same limit for browser uploads and server paths
     studio.start_watchdog()

@@ -22,6 +22,7 @@ from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.runs.files import MetricsCache, log_tail
 from core.runs.launcher import Launcher
+from core.runs.log_noise import quiet_tail
 from core.runs.manifest import ResumePoint
 from core.runs.processes import heartbeat_seconds
 from core.store.registry import STORE_ERRORS, DatasetRecord, EvalRecord, Registry, RunRecord
@@ -164,7 +165,8 @@ class Studio:
     def run_view(self, run_id: int, log_bytes: int = 6000) -> RunView:
         run = self.registry.get_run(run_id)
         run_dir = Path(run.run_dir)
-        return RunView(run, self._metrics.read(run_dir), log_tail(run_dir, log_bytes), self.launcher.command_of(run))
+        tail = quiet_tail(log_tail(run_dir, log_bytes))
+        return RunView(run, self._metrics.read(run_dir), tail, self.launcher.command_of(run))
 
     def stop_run(self, run_id: int) -> bool:
         return self.launcher.stop(run_id)

@@ -15,6 +15,7 @@ from core.evals.service import EvalService
 from core.paths import StudioPaths
 from core.problems import ProblemsError
 from core.runs.launcher import Launcher
+from core.runs.log_noise import silence_library_noise
 from core.store.registry import Registry
 
 EXIT_FAILED, EXIT_BAD_CONFIG, EXIT_OOM = 1, 2, 3
@@ -45,6 +46,7 @@ def config_of(args: argparse.Namespace) -> EvalConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    silence_library_noise()
     paths = StudioPaths.resolve(args.data_dir)
     registry = Registry(paths.db_file)
     catalog = DatasetCatalog(paths, registry)

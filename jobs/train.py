@@ -19,6 +19,7 @@ from core.paths import StudioPaths
 from core.problems import ProblemsError
 from core.runs.files import CHECKPOINTS_DIR, CONFIG_FILE, record_dataset
 from core.runs.launcher import record_run
+from core.runs.log_noise import silence_library_noise
 from core.store.registry import Registry
 from core.train_config import TrainConfig
 from jobs.reporter import say
@@ -95,6 +96,7 @@ def claim_for_job(registry: Registry, run_id: int) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    silence_library_noise()
     if args.resume and args.run_id is None:
         return refuse("--resume needs --run-id: the run to continue")
     if args.config is None and args.run_id is None:

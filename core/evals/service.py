@@ -19,6 +19,7 @@ from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.runs.files import EVAL_LOG_FILE, log_tail
 from core.runs.launcher import Launcher, shell_text
+from core.runs.log_noise import quiet_tail
 from core.store.registry import ACTIVE, EvalRecord, Registry
 
 
@@ -125,7 +126,7 @@ class EvalService:
         record = self.registry.get_evaluation(eval_id)
         folder = Path(record.eval_dir)
         summary = record.summary or read_summary(folder)
-        return EvalView(record, summary, read_results(folder), log_tail(folder, 4000, EVAL_LOG_FILE),
+        return EvalView(record, summary, read_results(folder), quiet_tail(log_tail(folder, 4000, EVAL_LOG_FILE)),
                         self.command_of(record))
 
     def latest_by_run(self) -> dict[int, EvalRecord]:
