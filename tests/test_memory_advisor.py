@@ -36,7 +36,7 @@ def test_verdict_follows_the_card(studio, llama7b: Path) -> None:
     small, large = studio.memory.estimate(values, "8"), studio.memory.estimate(values, 80)
     assert small["total_gb"] == large["total_gb"] > 8
     assert (small["verdict"], large["verdict"]) == ("will not fit", "fits")
-    assert studio.memory.estimate(values, "24 GB")["card"]["label"] == "a 24 GB card"
+    assert studio.memory.estimate(values, "24 GB")["card"]["label"] == "a 24 GiB card"
 
 
 def test_fit_then_apply_brings_a_7b_lora_under_a_24gb_card(studio, llama7b: Path) -> None:
@@ -81,7 +81,7 @@ def test_cards_without_cuda(studio) -> None:
     assert [value for _, value in choices] == [str(s) for s in CARD_SIZES_GB]
     assert studio.memory.default_card() == "24"
     assert studio.memory.card("in use")["gb"] == pytest.approx(nominal_card_gb(24))  # no CUDA here: 24 GB
-    assert studio.memory.card("nonsense")["label"] == "a 24 GB card"
+    assert studio.memory.card("nonsense")["label"] == "a 24 GiB card"
 
 
 def test_config_summary_names_what_sets_memory() -> None:
@@ -101,3 +101,23 @@ def test_the_card_in_use_comes_first_when_there_is_one(studio, monkeypatch) -> N
         assert studio.memory.card(choice) == {"label": "this machine's Fake GPU", "gb": 25.4, "in_use": True}
     assert studio.memory.card("8")["gb"] == pytest.approx(nominal_card_gb(8))
     assert studio.memory.estimate({}, None)["card"]["in_use"]
+
+
+def test_on_a_card_that_is_too_small_fit_never_offers_apply_and_says_what_would_have_to_change(studio) -> None:
+    fit = studio.memory.fit({"model": "tiny-random-llava"}, "0.1")
+    assert fit["ok"] and not fit["applicable"] and fit["after_verdict"] == "will not fit"
+    assert "smaller model" in fit["instead"] and "GiB" in fit["instead"]
+    assert all(p["saving_gb"] >= 0.01 for p in fit["proposals"])  # nothing that saves "0.00 GB"
+    savings = [p["saving_gb"] for p in fit["proposals"]]
+    assert savings == sorted(savings, reverse=True)  # largest saving first
+    refused = studio.memory.apply({"model": "tiny-random-llava"}, "0.1")
+    assert not refused["ok"] and refused["reason"] == fit["instead"]
+    assert studio.memory.card("0.4")["label"] == "a 0.4 GiB card"  # one unit per figure, never "0.4 GB (0.43 GB)"
+
+
+def test_proposals_come_largest_saving_first_and_add_up(studio, llama7b: Path) -> None:
+    values = {"model": str(llama7b), "method": "lora", "max_length": 4096, "batch_size": 8}
+    fit = studio.memory.fit(values, "16")
+    savings = [p["saving_gb"] for p in fit["proposals"]]
+    assert len(savings) >= 2 and savings == sorted(savings, reverse=True) and min(savings) >= 0.01
+    assert fit["before_gb"] - sum(savings) == pytest.approx(fit["after_gb"])

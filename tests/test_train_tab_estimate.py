@@ -57,7 +57,7 @@ def test_estimate_of_the_tiny_model_adds_up_with_a_verdict(client) -> None:
     assert sum(result["breakdown"].values()) == pytest.approx(result["total_gb"], rel=1e-9)
     assert {row[0] for row in chart["data"]} == set(result["breakdown"])  # one bar per term
     assert [row[0] for row in terms["data"]] == list(result["breakdown"])
-    assert "Fits" in text and "24 GB card" in text
+    assert "Fits" in text and "24 GiB card (25.8 GB)" in text
 
 
 def test_the_verdict_changes_with_the_card(client, llama7b: str) -> None:

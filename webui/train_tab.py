@@ -18,8 +18,9 @@ HEADLESS_HINT = "Run the same thing without the studio (the config file is writt
 VERDICT_ICONS = {"fits": "✅", "tight": "⚠️", "will not fit": "❌"}
 MODEL_PARTS = "**{family}**: {parts}."
 IMAGE_TOKENS = " Each image adds up to {n:,} tokens at these image settings."
-CARD_INFO = ("The card to check against: this machine's GPU when it has one, or a size (a '24 GB' card holds "
-             "24 GiB = 25.8 GB; figures here are GB of 10⁹ bytes). Type another size if yours is not listed.")
+CARD_INFO = ("The card to check against: this machine's GPU, or a size in GiB as drivers report it (a '24 GB' "
+             "card holds 24 GiB = 25.8 GB). Estimates are in GB of 10⁹ bytes. Type another size if yours is "
+             "not listed.")
 
 
 def gb(value: float) -> str:
@@ -90,15 +91,19 @@ def fit_markdown(result: dict[str, Any]) -> str:
     if not result["ok"]:
         return f"**Cannot fit yet.** {result['reason']}"
     card = f"{result['card']['label']} ({gb(result['card']['gb'])})"
-    if not result["proposals"]:
+    if not result["proposals"] and result["before_verdict"] != "will not fit":
         return f"✅ Already fits {card}: predicted peak {gb(result['before_gb'])}. Nothing to change."
+    if not result["applicable"]:
+        lines = [f"❌ **No settings bring it under {card}.** Predicted peak {gb(result['before_gb'])}."]
+        if result["proposals"]:
+            lines += ["", f"These would save the most, down to {gb(result['after_gb'])}, still over the card:"]
+            lines += [f"- {p['sentence']} Saves {gb(p['saving_gb'])}." for p in result["proposals"]]
+        return "\n".join([*lines, "", result["instead"]])
     after = result["after_verdict"]
     lines = [f"**To fit {card}:** predicted peak {gb(result['before_gb'])} → {gb(result['after_gb'])} "
              f"({VERDICT_ICONS[after]} {after})", ""]
     for i, p in enumerate(result["proposals"], start=1):
         lines.append(f"{i}. {p['sentence']} Saves **{gb(p['saving_gb'])}**.")
-    if after == "will not fit":
-        lines += ["", "Even with every change above it will not fit: choose a smaller model or a larger card."]
     lines += ["", "**Apply these changes** sets them in the form."]
     return "\n".join(lines)
 
@@ -198,7 +203,7 @@ def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component])
     def do_fit(*args: Any) -> tuple:
         values, chosen = split(args)
         result = advisor.fit(values, chosen)
-        return fit_markdown(result), gr.update(visible=bool(result["ok"] and result["proposals"])), result
+        return fit_markdown(result), gr.update(visible=bool(result["ok"] and result["applicable"])), result
 
     def do_apply(*args: Any) -> tuple:
         values, chosen = split(args)

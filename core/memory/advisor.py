@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import threading
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 from core.config_fields import check_field
 from core.memory import (
+    WILL_NOT_FIT,
     Architecture,
     Estimate,
     MemoryInputs,
@@ -78,6 +80,14 @@ def config_summary(config: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
+def instead_sentence(needed_gb: float, card: dict[str, Any]) -> str:
+    """What would have to change when no setting brings the run under the card: the model, or the card."""
+    gib = math.ceil(needed_gb / GIB_IN_GB)
+    return (f"Even with every change above the run needs about {needed_gb:.1f} GB, more than {card['label']} "
+            f"holds ({card['gb']:.1f} GB). Choose a smaller model (fewer parameters), or a card with at least "
+            f"{gib} GiB ({nominal_card_gb(gib):.1f} GB).")
+
+
 def estimate_summary(est: Estimate) -> dict[str, Any]:
     """What a run stores: total, allocated and reserved GB and the breakdown (label -> GB)."""
     return {"total_gb": est.total_gb, "allocated_gb": est.allocated_gb, "reserved_gb": est.reserved_gb,
@@ -126,17 +136,18 @@ class MemoryAdvisor:
         if text in ("", IN_USE, "cuda") and in_use:
             return {"label": f"this machine's {in_use['name']}", "gb": in_use["gb"], "in_use": True}
         try:
-            size = float(text.removesuffix("gb").strip()) if text not in ("", IN_USE, "cuda") else DEFAULT_CARD_GB
+            number = text.removesuffix("gib").removesuffix("gb").strip()
+            size = float(number) if text not in ("", IN_USE, "cuda") else DEFAULT_CARD_GB
         except ValueError:
             size = DEFAULT_CARD_GB
         size = size if size > 0 else DEFAULT_CARD_GB
-        return {"label": f"a {size:g} GB card", "gb": nominal_card_gb(size), "in_use": False}
+        return {"label": f"a {size:g} GiB card", "gb": nominal_card_gb(size), "in_use": False}
 
     def card_choices(self) -> list[tuple[str, str]]:
         """(label, value) pairs: the card in use first, when there is one, then the usual sizes."""
         in_use = card_in_use()
         first = [(f"This machine: {in_use['name']} ({in_use['gb']:.1f} GB)", IN_USE)] if in_use else []
-        return first + [(f"{size} GB", str(size)) for size in CARD_SIZES_GB]
+        return first + [(f"{size} GiB card ({nominal_card_gb(size):.1f} GB)", str(size)) for size in CARD_SIZES_GB]
 
     def default_card(self) -> str:
         return IN_USE if card_in_use() else str(DEFAULT_CARD_GB)
@@ -268,17 +279,24 @@ class MemoryAdvisor:
         changes: dict[str, Any] = {}
         for p in proposals:
             changes.update(p.changes)
+        after_verdict = verdict(after, chosen["gb"])
         return {
             "ok": True, "card": chosen, "before_gb": before, "before_verdict": verdict(before, chosen["gb"]),
+            "applicable": bool(proposals) and after_verdict != WILL_NOT_FIT,
+            "instead": instead_sentence(after, chosen) if after_verdict == WILL_NOT_FIT else None,
             "proposals": [{"changes": p.changes, "sentence": p.sentence, "saving_gb": p.saving_gb}
                           for p in proposals],
-            "changes": changes, "after_gb": after, "after_verdict": verdict(after, chosen["gb"]),
+            "changes": changes, "after_gb": after, "after_verdict": after_verdict,
             "values": dataclasses.asdict(after_config),
         }
 
     def apply(self, values: dict[str, Any] | TrainConfig, card: Any = None) -> dict[str, Any]:
-        """The fit's changes applied: like ``fit``; ``changes`` are the form values to set."""
-        return self.fit(values, card)
+        """The fit's changes applied: like ``fit``; ``changes`` are the form values to set. Refused (ok False,
+        with the reason) when the changes would still leave the run over the card."""
+        result = self.fit(values, card)
+        if result["ok"] and result["after_verdict"] == WILL_NOT_FIT:
+            return {"ok": False, "reason": result["instead"], "card": result["card"]}
+        return result
 
     # --- chat ---------------------------------------------------------------------------------------------
     def chat_estimate(self, model: str, bits: int, card: Any = None) -> dict[str, Any]:

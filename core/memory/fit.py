@@ -14,6 +14,7 @@ from core.memory.inputs import inputs_from_train_config
 
 MIN_LENGTH = 256  # shorter samples are rarely useful; never propose cutting below this (or the image tokens)
 MAX_STEPS = 16
+MIN_SAVING_GB = 0.01  # a change that saves less than this (shown as 0.00 GB) is not worth proposing
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def fit_to_card(cfg: Any, arch: Any, card_gb: float, target_fraction: float = 1 
             if not valid_changes(cfg, cand.changes):
                 continue
             saving = gb - _gb(nxt, arch)
-            if saving > 1e-6 and (best is None or saving / cand.cost > best[0]):
+            if saving >= MIN_SAVING_GB and (best is None or saving / cand.cost > best[0]):
                 best = (saving / cand.cost, cand, nxt, gb - saving)
         if best is None:
             break
@@ -129,11 +130,23 @@ def fit_to_card(cfg: Any, arch: Any, card_gb: float, target_fraction: float = 1 
 
 
 def _proposals(cfg: Any, arch: Any, picked: list[_Candidate]) -> list[Proposal]:
-    """One proposal per key (repeated halvings merged), each with the saving it adds in this order."""
+    """One proposal per key (repeated halvings merged), largest saving first, each with the saving it adds after
+    the ones above it; a change that would then save less than MIN_SAVING_GB is left out."""
     keys: list[str] = []
     for c in picked:
         if c.key not in keys:
             keys.append(c.key)
+    for _ in range(len(keys)):  # order by saving until the order no longer changes the savings' order
+        ordered = _in_order(cfg, arch, picked, keys)
+        by_saving = [k for k, _ in sorted(zip(keys, ordered, strict=True), key=lambda kp: -kp[1].saving_gb)]
+        if by_saving == keys:
+            break
+        keys = by_saving
+    return [p for p in _in_order(cfg, arch, picked, keys) if p.saving_gb >= MIN_SAVING_GB]
+
+
+def _in_order(cfg: Any, arch: Any, picked: list[_Candidate], keys: list[str]) -> list[Proposal]:
+    """The proposals of ``keys``, applied one after another in that order, each with the saving it adds."""
     out: list[Proposal] = []
     before_cfg, before_gb = cfg, _gb(cfg, arch)
     for key in keys:
