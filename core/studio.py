@@ -114,6 +114,10 @@ class Studio:
         self.catalog.rename(record.id, new_name)
         return self.catalog.get(new_name.strip())
 
+    def dataset_users(self, name: str) -> list[RunRecord]:
+        """The runs whose config names this dataset (newest first): what a delete would leave without its data."""
+        return [run for run in self.registry.list_runs() if run.dataset == name.strip()]
+
     def delete_dataset(self, name: str) -> DatasetRecord:
         """Forget a dataset and remove its folder; runs that used it keep their results."""
         return self.catalog.delete(self.catalog.get(name).id)

@@ -7,11 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from jobs_helpers import fast_config
 from test_app_e2e import free_port
 from test_dataset_support import FORMATS, bad_inputs_copy, solid
 
 from core.datasets.catalog import ImportRequest
 from core.problems import ProblemsError
+from core.runs.launcher import record_run
 from core.train_config import TINY_MODEL
 from webui.datasets_tab import SLOTS
 
@@ -120,6 +122,12 @@ def test_upload_files_with_the_legacy_endpoint_then_rename_and_delete(app) -> No
     message, table, chosen, _ = client.predict("uploaded", "renamed set", api_name="/rename_dataset")
     assert "Renamed" in message and "renamed set" in names(table) and "uploaded" not in names(table)
     assert chosen["value"] == "renamed set"
+
+    prompt = client.predict("renamed set", api_name="/delete_dataset_prompt")
+    assert "Really delete" in prompt and "trained on it" not in prompt  # no run uses it yet
+    run_id, _ = record_run(studio.paths, studio.registry, fast_config(run_name="uses-it", dataset="renamed set"))
+    prompt = client.predict("renamed set", api_name="/delete_dataset_prompt")
+    assert f"1 run trained on it: {run_id} (uses-it, queued)" in prompt and "cannot be resumed" in prompt
 
     message, table, chosen = client.predict("renamed set", api_name="/delete_dataset")
     assert "Deleted **renamed set**" in message and "renamed set" not in names(table)

@@ -224,6 +224,20 @@ def build(studio: Studio) -> dict[str, Any]:
         return (f"✏️ Renamed **{views.esc(current)}** to **{views.esc(record.name)}**.", listing(),
                 names_update(studio, record.name), "")
 
+    def delete_prompt(current: str) -> tuple[Any, str]:
+        """Ask before deleting, naming the runs that trained on the dataset (their results stay; resuming them or
+        evaluating them on this dataset will not work any more)."""
+        if not current:
+            return gr.update(visible=False), "Choose a dataset first."
+        users = studio.dataset_users(current)
+        text = f"Delete **{views.esc(current)}** and its files?"
+        if users:
+            named = ", ".join(f"{r.id} ({views.esc(r.name)}, {r.status})" for r in users[:8])
+            more = f" and {len(users) - 8} more" if len(users) > 8 else ""
+            text += (f"\n\n⚠️ {views.plural(len(users), 'run')} trained on it: {named}{more}. Their results stay, "
+                     "but they cannot be resumed, and cannot be evaluated on this dataset any more.")
+        return gr.update(visible=True), text + "\n\nPress **Really delete** to confirm."
+
     def do_delete(current: str) -> tuple[str, pd.DataFrame, Any, Any]:
         try:
             record = studio.delete_dataset(current or "")
@@ -286,8 +300,7 @@ def build(studio: Studio) -> dict[str, Any]:
                    api_name="import_dataset")
     legacy.click(do_register, [files, name], [report, table, chosen], api_name="register_dataset")
     rename.click(do_rename, [chosen, new_name], [action, table, chosen, new_name], api_name="rename_dataset")
-    delete.click(lambda current: (gr.update(visible=True), f"Delete **{views.esc(current)}** and its files? Press "
-                 "**Really delete** to confirm."), chosen, [confirm, action], api_visibility="private")
+    delete.click(delete_prompt, chosen, [confirm, action], api_name="delete_dataset_prompt")
     confirm.click(do_delete, chosen, [action, table, chosen, confirm], api_name="delete_dataset")
     compute.click(do_stats, [chosen, model, max_length], [stats_text, lengths], api_name="dataset_stats")
     row_outputs = [row_images, conversation, seen, row_text]
