@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from core.methods import get_method
 from core.models.loading import load_model, load_processor, resolve_model
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
-from core.runs.files import BEST_DIR, COMPLETE_MARK, CONFIG_FILE
+from core.runs.files import BEST_DIR, COMPLETE_MARK, CONFIG_FILE, DATASET_FILE, LOG_FILE, METRICS_FILE
 from core.runs.folders import publish
 from core.store.registry import Registry, RunRecord
 
@@ -42,6 +43,8 @@ NOT_MERGEABLE = {
 # Weights hardly compress; storing them keeps a multi-gigabyte zip quick to write.
 STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 ZIP_MAX_AGE_SECONDS = 3600
+MERGE_INFO = "studio_merge.json"  # in a merged model's folder: which run, result and dtype it was made from
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, LOG_FILE, DATASET_FILE)  # in every export zip, beside the weights
 
 
 @dataclass(frozen=True)
@@ -112,31 +115,38 @@ class ExportService:
         return replace(run, artefact_dir=str(chosen))
 
     def zip_result(self, run_id: int | str | None, dest_dir: Path | None = None) -> ZipExport:
-        """One zip of the run's result folder (under ``final/``) and its ``config.json``, written in ``dest_dir``."""
+        """One zip of the run's result folder and its run files (config.json, metrics.jsonl, the log, what it
+        trained on), written in ``dest_dir``."""
         run = self.finished_run(run_id)
         artefact = Path(run.artefact_dir)
-        dest_root = Path(dest_dir) if dest_dir else default_zip_dir()
-        _remove_old(dest_root)
-        folder = dest_root / uuid.uuid4().hex
-        folder.mkdir(parents=True)
-        top = f"run-{run.id:05d}-{run.method}{_best_tag(run)}"
-        target = folder / f"{top}.zip"
-        partial = folder / f".{top}.zip.partial"
-        names = []
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-            config = Path(run.run_dir) / CONFIG_FILE
-            if config.is_file():
-                zf.write(config, f"{top}/{CONFIG_FILE}")
-                names.append(CONFIG_FILE)
-            for path in sorted(artefact.rglob("*")):
-                if not path.is_file() or path.is_symlink() or path.name == COMPLETE_MARK:
-                    continue
-                name = f"{artefact.name}/{path.relative_to(artefact).as_posix()}"
-                stored = path.suffix.lower() in STORED_SUFFIXES
-                zf.write(path, f"{top}/{name}", compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
-                names.append(name)
-        os.replace(partial, target)
-        return ZipExport(target, target.stat().st_size, names)
+        return write_zip(f"run-{run.id:05d}-{run.method}{_best_tag(run)}", artefact, artefact.name, run, dest_dir)
+
+    def zip_merged(self, run_id: int | str | None, dest_dir: Path | None = None) -> ZipExport:
+        """One zip of the run's merged model (merge it first) and its run files."""
+        run = self.finished_run(run_id)
+        folder = self.merged_folder(run)
+        if not (folder / COMPLETE_MARK).is_file():
+            raise ProblemsError([Problem(f"run {run.id}'s result has not been merged yet; press Merge first",
+                                         field="run")])
+        return write_zip(folder.name, folder, "merged", run, dest_dir)
+
+    def merged_folder(self, run: RunRecord) -> Path:
+        """Where a run's (last or best) result is saved once merged into its base."""
+        return self.exports_dir / f"run-{run.id:05d}-merged{_best_tag(run)}"
+
+    def merged_models(self) -> list[tuple[str, str]]:
+        """(label, folder) for every merged model published whole, newest first: each loads as a base model."""
+        if not self.exports_dir.is_dir():
+            return []
+        found = []
+        for folder in sorted(self.exports_dir.glob("run-*-merged*"), reverse=True):
+            info_file = folder / MERGE_INFO
+            if not (folder / COMPLETE_MARK).is_file() or not info_file.is_file():
+                continue
+            info = json.loads(info_file.read_text(encoding="utf-8"))
+            found.append((f"merged: run {info['run_id']} {info['run_name']} ({info['method']}, {info['result']}, "
+                          f"{info['dtype']})", str(folder)))
+        return found
 
     def merge(self, run_id: int | str | None, dtype: str = "fp32") -> MergeExport:
         """Fold a LoRA/QLoRA adapter into its base loaded in fp32 and save a standalone model folder.
@@ -160,7 +170,14 @@ class ExportService:
     def _merge(self, run: RunRecord, dtype: str) -> MergeExport:
         self.exports_dir.mkdir(parents=True, exist_ok=True)
         write = merged_writer(resolve_model(run.model, self.paths), run.method, Path(run.artefact_dir), dtype)
-        target = publish(self.exports_dir / f"run-{run.id:05d}-merged{_best_tag(run)}", write)
+        info = {"run_id": run.id, "run_name": run.name, "method": run.method, "model": run.model, "dtype": dtype,
+                "result": "best" if _best_tag(run) else "last"}
+
+        def write_with_info(folder: Path) -> None:
+            write(folder)
+            (folder / MERGE_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+        target = publish(self.merged_folder(run), write_with_info)
         return MergeExport(target, folder_size(target), dtype)
 
 
@@ -180,6 +197,33 @@ def merged_writer(base_path: str, method: str, artefact_dir: Path, dtype: str) -
         processor.save_pretrained(folder)
 
     return write
+
+
+def write_zip(top: str, result: Path, result_name: str, run: RunRecord, dest_dir: Path | None) -> ZipExport:
+    """A zip named ``top`` holding the run's files and ``result`` under ``result_name/``, in a fresh folder under
+    ``dest_dir``; written aside and renamed, so a half-written zip is never offered."""
+    dest_root = Path(dest_dir) if dest_dir else default_zip_dir()
+    _remove_old(dest_root)
+    folder = dest_root / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    target = folder / f"{top}.zip"
+    partial = folder / f".{top}.zip.partial"
+    names = []
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for name in RUN_FILES:
+            path = Path(run.run_dir) / name
+            if path.is_file() and not path.is_symlink():
+                zf.write(path, f"{top}/{name}")
+                names.append(name)
+        for path in sorted(result.rglob("*")):
+            if not path.is_file() or path.is_symlink() or path.name == COMPLETE_MARK:
+                continue
+            name = f"{result_name}/{path.relative_to(result).as_posix()}"
+            stored = path.suffix.lower() in STORED_SUFFIXES
+            zf.write(path, f"{top}/{name}", compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+            names.append(name)
+    os.replace(partial, target)
+    return ZipExport(target, target.stat().st_size, names)
 
 
 def _best_tag(run: RunRecord) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.chat import ChatService
+from core.chat import RUN_PREFIX, ChatService
 from core.datasets.catalog import DatasetCatalog, ImportRequest
 from core.datasets.importer import ProgressCallback
 from core.datasets.limits import ImportLimits, parse_size
@@ -17,6 +17,7 @@ from core.datasets.records import SAMPLES_FILE, Message, Sample, read_samples
 from core.datasets.stats import DatasetStats, EncoderCache, compute_stats
 from core.evals.config import EvalConfig
 from core.evals.service import EvalService, EvalView, config_for
+from core.export import ExportService
 from core.memory.advisor import MemoryAdvisor
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
@@ -48,6 +49,7 @@ class Studio:
         self.catalog = DatasetCatalog(self.paths, self.registry)
         self.launcher = Launcher(self.paths, self.registry, self.catalog)
         self.chat = ChatService(self.paths, self.registry)
+        self.exports = ExportService(self.paths, self.registry)
         self.memory = self.launcher.memory = MemoryAdvisor(self.paths, self.registry)
         self.evals = EvalService(self.paths, self.registry, self.catalog, self.launcher)
         self._watchdog_stop = threading.Event()
@@ -218,7 +220,10 @@ class Studio:
 
     # --- chat ---------------------------------------------------------------------------------------------
     def chat_choices(self) -> list[tuple[str, str]]:
-        return self.chat.choices()
+        """Base models, then merged models (each a standalone folder), then every run's loadable results."""
+        choices = self.chat.choices()
+        bases = [c for c in choices if not c[1].startswith(RUN_PREFIX)]
+        return bases + self.exports.merged_models() + [c for c in choices if c[1].startswith(RUN_PREFIX)]
 
     def chat_stream(self, choice: str, messages: list[Message], images: list[Path], **kwargs: Any) -> Iterator[str]:
         return self.chat.stream(choice, messages, images, **kwargs)

@@ -90,6 +90,10 @@ def test_zip_holds_the_adapter_and_config(finished, tmp_path: Path) -> None:
         assert f"{top}/final/adapter_config.json" in names
         assert f"{top}/final/adapter_model.safetensors" in names
         assert not any(n.endswith(COMPLETE_MARK) for n in names)
+        metrics = zf.read(f"{top}/metrics.jsonl").decode().splitlines()  # the run's files travel with it
+        assert [json.loads(m)["step"] for m in metrics if "loss" in json.loads(m)] == list(range(1, 7))
+        assert "completed after 6 steps" in zf.read(f"{top}/train.log").decode()
+        assert json.loads(zf.read(f"{top}/dataset.json"))["name"] == "sample"
 
 
 @pytest.mark.parametrize("method", ["prompt", "adapter", "full", "prefix", "ptuning"])
@@ -137,6 +141,22 @@ def test_download_and_refusal_through_the_app(finished, tmp_path: Path) -> None:
             (tmp_path / "got.zip").write_bytes(response.read())
         with zipfile.ZipFile(tmp_path / "got.zip") as zf:
             assert f"run-{run.id:05d}-lora/final/adapter_model.safetensors" in zf.namelist()
+        shutil.rmtree(studio.paths.root / "exports", ignore_errors=True)  # an earlier test merged it
+        file, notice = client.predict(str(run.id), api_name="/export_merged_zip")
+        assert file is None and "has not been merged yet" in notice
+        assert "✅" in client.predict(str(run.id), "bf16", api_name="/export_merge")
+        file, notice = client.predict(str(run.id), api_name="/export_merged_zip")
+        with urllib.request.urlopen(file["url"], timeout=30) as response:
+            (tmp_path / "merged.zip").write_bytes(response.read())
+        with zipfile.ZipFile(tmp_path / "merged.zip") as zf:
+            names = zf.namelist()
+        top = f"run-{run.id:05d}-merged"
+        assert f"{top}/merged/config.json" in names and f"{top}/metrics.jsonl" in names and f"{top}/train.log" in names
+        merged = [value for label, value in client.predict(api_name="/chat_models")["choices"]
+                  if label.startswith(f"merged: run {run.id} ")]
+        assert merged == [str(studio.paths.root / "exports" / top)]  # offered in Chat as a model of its own
+        history, _, notice = client.predict(merged[0], None, "Hello", [], 8, 0.0, api_name="/chat")
+        assert notice == "" and history[-1]["role"] == "assistant"
         prompt_run = fake_run(studio, "prompt")
         refusal = client.predict(str(prompt_run), "fp32", api_name="/export_merge")
         assert "virtual tokens" in refusal and "Traceback" not in refusal

@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from core.datasets.limits import human_size
-from core.export import MERGE_DTYPES, ExportService, merge_refusal
+from core.export import MERGE_DTYPES, merge_refusal
 from core.studio import Studio
 from webui.messages import code, esc, failure_markdown
 
@@ -16,7 +16,7 @@ PICK_FIRST = "Choose a finished run (completed or stopped, with its result saved
 
 
 def build(studio: Studio) -> dict[str, Any]:
-    service = ExportService(studio.paths, studio.registry)
+    service = studio.exports
     gr.Markdown("Take a finished run's result out of the studio: download it as one zip file, or fold a LoRA or "
                 "QLoRA adapter into its base to get a standalone model folder.")
     with gr.Row():
@@ -26,8 +26,8 @@ def build(studio: Studio) -> dict[str, Any]:
     about = gr.Markdown(PICK_FIRST)
     with gr.Row():
         with gr.Column():
-            gr.Markdown("### Download\nThe result folder (adapter files or the full model) and the run's "
-                        "`config.json`, as one zip.")
+            gr.Markdown("### Download\nThe result folder (adapter files or the full model) with the run's "
+                        "`config.json`, `metrics.jsonl`, log and `dataset.json`, as one zip.")
             make_zip = gr.Button("Make the zip", variant="primary")
             download = gr.File(label="Zip", interactive=False)
             zip_notice = gr.Markdown()
@@ -37,6 +37,9 @@ def build(studio: Studio) -> dict[str, Any]:
             dtype = gr.Radio(list(MERGE_DTYPES), value="fp32", label="Save the merged weights in")
             merge = gr.Button("Merge and save")
             merge_notice = gr.Markdown()
+            zip_merged = gr.Button("Download the merged model as a zip")
+            merged_download = gr.File(label="Merged model zip", interactive=False)
+            merged_notice = gr.Markdown()
 
     def describe(run_id: str | None) -> str:
         if not run_id:
@@ -65,10 +68,20 @@ def build(studio: Studio) -> dict[str, Any]:
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
             return failure_markdown(e)
         return (f"✅ Merged model saved ({esc(result.dtype)}, {human_size(result.size)}):\n\n"
-                f"{code(result.folder)}\n\nIt loads on its own with `from_pretrained`, processor included.")
+                f"{code(result.folder)}\n\nIt loads on its own with `from_pretrained`, processor included, and "
+                "the Chat tab offers it. **Download the merged model as a zip** takes it away.")
+
+    def zip_merged_run(run_id: str | None) -> tuple[str | None, str]:
+        try:
+            result = service.zip_merged(run_id)
+        except Exception as e:  # noqa: BLE001 - shown to the person, not raised
+            return None, failure_markdown(e)
+        return str(result.path), (f"✅ {code(result.path.name)}: {len(result.files)} files, "
+                                  f"{human_size(result.size)}. Click the file above to download it.")
 
     chosen.change(describe, chosen, about, api_visibility="private")
     make_zip.click(zip_run, chosen, [download, zip_notice], api_name="export_zip")
     merge.click(merge_run, [chosen, dtype], merge_notice, api_name="export_merge")
+    zip_merged.click(zip_merged_run, chosen, [merged_download, merged_notice], api_name="export_merged_zip")
     refresh.click(lambda: gr.update(choices=service.choices()), None, chosen, api_name="export_runs")
     return {"chosen": chosen, "choices": service.choices}
