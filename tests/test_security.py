@@ -13,6 +13,7 @@ from jobs_helpers import fast_config, wait_for
 from test_app_e2e import free_port
 
 import app as studio_app
+from core.runs.launcher import record_run
 
 
 def test_default_is_localhost_only() -> None:
@@ -143,7 +144,12 @@ def test_hostile_strings_never_reach_a_shell(studio, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     hostile = [f"x; touch {marker}", f"$(touch {marker})", f"`touch {marker}`", f"a' && touch {marker} && '"]
     for text in hostile:
-        run_id = studio.launcher.start(fast_config(run_name=text, model=text, max_steps=1))
+        refused = [p for p in studio.launcher.check(fast_config(run_name=text, model=text)) if p.field == "model"]
+        assert refused and text in refused[0].message  # Check names the string as given, and runs nothing
+        # A config written by hand reaches the job anyway (headless): the job must refuse it the same way.
+        run_id, run_dir = record_run(studio.paths, studio.registry, fast_config(run_name=text, model=text,
+                                                                                max_steps=1))
+        studio.launcher._spawn(run_id, run_dir)
         run = wait_for(studio.registry, run_id, ("completed", "failed", "lost"))
         assert run.name == text and run.status == "failed"
         assert text in (run.error or "")
