@@ -19,7 +19,7 @@ from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.runs.files import BEST_DIR, BEST_INFO, COMPLETE_MARK
 from core.store.registry import Registry, RunRecord
-from core.train_config import TINY_MODEL, TrainConfig
+from core.train_config import STARTER_MODEL, TINY_MODEL, TrainConfig
 
 RUN_PREFIX = "run:"
 BEST_SUFFIX = ":best"  # "run:N" is a run's last result, "run:N:best" the one at its lowest eval loss
@@ -94,7 +94,7 @@ class ChatService:
 
     def choices(self) -> list[tuple[str, str]]:
         """(label, value) pairs: base models first, then every run's loadable results (last, and best)."""
-        bases = [TINY_MODEL]
+        bases = [TINY_MODEL, STARTER_MODEL]
         for run in self.registry.list_runs(CHAT_STATUSES):
             if is_complete(run.artefact_dir) and run.model not in bases:
                 bases.append(run.model)

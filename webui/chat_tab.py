@@ -14,6 +14,7 @@ from core.chat import CHAT_LOADINGS
 from core.datasets.records import IMAGE_PLACEHOLDER, Message
 from core.studio import Studio
 from core.train_config import TINY_MODEL
+from webui.builds import PROGRESS, build_now, pending_markdown
 from webui.messages import failure_markdown
 
 LOADING_INFO = ("Half precision is bf16 on a GPU (fp16 where it has no bf16) and fp32 on a CPU; 8-bit and 4-bit "
@@ -52,6 +53,9 @@ def tolerant_image(**kwargs: Any) -> gr.Image:
     return image
 
 
+BUILDING = "Building **{model}** first (once): see the progress bar."
+
+
 def new_state() -> dict[str, Any]:
     return {"messages": [], "images": [], "last_image": None}
 
@@ -80,12 +84,18 @@ def build(studio: Studio) -> dict[str, Any]:
     chat_images = studio.paths.uploads_dir / "chat"
 
     def respond(choice: str, picture: str | None, text: str, history: list | None, st: dict, tokens: float,
-                temp: float, load_in: str = "auto") -> Iterator[tuple]:
+                temp: float, load_in: str = "auto", progress: gr.Progress = PROGRESS) -> Iterator[tuple]:
         history = list(history or [])
         text = (text or "").strip()
         if not text:
             yield history, st, "", "Type a message first."
             return
+        if studio.pending_build(choice):
+            yield history, st, text, BUILDING.format(model=studio.base_of(choice))
+            built = build_now(studio, choice, progress)
+            if studio.pending_build(choice):  # the build failed: say why, keep the message
+                yield history, st, text, built
+                return
         content = text
         images = list(st["images"])
         kept = None
@@ -118,12 +128,15 @@ def build(studio: Studio) -> dict[str, Any]:
     def reset() -> tuple:
         return [], new_state(), ""
 
+    def switch(choice: str) -> tuple:
+        return [], new_state(), pending_markdown(studio, choice, "chat")
+
     inputs = [model, image, question, chatbot, state, max_tokens, temperature, loading]
     outputs = [chatbot, state, question, notice]
     send.click(respond, inputs, outputs, api_name="chat")
     question.submit(respond, inputs, outputs, api_visibility="private")
     clear.click(reset, None, [chatbot, state, notice], api_name="new_conversation")
-    model.change(reset, None, [chatbot, state, notice], api_visibility="private")
+    model.change(switch, model, [chatbot, state, notice], api_visibility="private")
     loading.change(reset, None, [chatbot, state, notice], api_visibility="private")
 
     def show_memory(choice: str, load_in: str) -> str:

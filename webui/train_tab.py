@@ -10,7 +10,8 @@ import pandas as pd
 
 from core.runs.launcher import shell_text
 from core.studio import Studio
-from core.train_config import TINY_MODEL, TrainConfig
+from core.train_config import STARTER_MODEL, TINY_MODEL, TrainConfig
+from webui.builds import build_panel
 from webui.form import build_form
 from webui.messages import esc, failure_markdown, problems_markdown
 
@@ -125,11 +126,12 @@ def build(studio: Studio) -> dict[str, Any]:
     gr.Markdown("### New training run")
     names = [d.name for d in studio.list_datasets()]
     form = build_form(TrainConfig, overrides={
-        "model": {"choices": [TINY_MODEL], "allow_custom_value": True},
+        "model": {"choices": [TINY_MODEL, STARTER_MODEL], "allow_custom_value": True},
         "dataset": {"choices": names, "allow_custom_value": True},
     })
     inputs = list(form.values())
     field_names = list(form)
+    builds = build_panel(studio, form["model"])
     memory = build_memory_panel(studio, form)
     with gr.Row():
         check = gr.Button("Check")
@@ -165,7 +167,7 @@ def build(studio: Studio) -> dict[str, Any]:
 
     check.click(do_check, inputs, [status, command, config_json], api_name="check_config")
     start.click(do_start, inputs, [status, command, config_json, run_id], api_name="start_run")
-    return {"form": form, "run_id": run_id, "memory": memory}
+    return {"form": form, "run_id": run_id, "memory": memory, "builds": builds}
 
 
 def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component]) -> dict[str, Any]:

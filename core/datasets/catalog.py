@@ -1,4 +1,4 @@
-"""Registered datasets: importing a source into the data directory, the bundled sample, and name resolution."""
+"""Registered datasets: importing a source into the data directory, the bundled ones, and name resolution."""
 
 from __future__ import annotations
 
@@ -22,9 +22,16 @@ from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.store.registry import DatasetRecord, Registry
 
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SAMPLE_NAME = "sample"
-SAMPLE_SOURCE = Path(__file__).resolve().parents[2] / "assets" / "sample_dataset" / "data.json"
+SAMPLE_SOURCE = ASSETS / "sample_dataset" / "data.json"
 SAMPLE_MARKER = ".sample-offered"  # in datasets/: the sample was registered once; deleting it sticks
+SHAPES_QA_NAME = "shapes-qa"  # the image-QA set starter-vlm learns from; its eval.json is the held-out split
+# Registered on first listing: name -> (source, label in the registry, marker in datasets/).
+BUNDLED = {
+    SAMPLE_NAME: (SAMPLE_SOURCE, "bundled sample (assets/sample_dataset)", SAMPLE_MARKER),
+    SHAPES_QA_NAME: (ASSETS / "shapes_qa", "bundled image-QA set (assets/shapes_qa)", ".shapes-qa-offered"),
+}
 NAME_PATTERN = re.compile(r"^[\w .\-]{1,100}$")
 LIMIT_HINT = "raise the studio's --max-upload (or STUDIO_MAX_UPLOAD_MB) to accept it"
 UPLOADED = "the uploaded files"
@@ -213,10 +220,16 @@ class DatasetCatalog:
 
     # --- the sample, lookups, rename, delete --------------------------------------------------------------
     def ensure_sample(self, *, again: bool = False) -> DatasetRecord | None:
-        """Register the bundled sample the first time (or whenever ``again``); once a person deleted or renamed
+        """Register the bundled datasets the first time (or whenever ``again``); returns the sample's record."""
+        records = {name: self.ensure_bundled(name, again=again) for name in BUNDLED}
+        return records[SAMPLE_NAME]
+
+    def ensure_bundled(self, name: str, *, again: bool = False) -> DatasetRecord | None:
+        """Register a bundled dataset the first time (or whenever ``again``); once a person deleted or renamed
         it, listing datasets does not bring it back, but asking for it by name does."""
-        marker = self.paths.datasets_dir / SAMPLE_MARKER
-        existing = self.registry.find_dataset(SAMPLE_NAME)
+        source, label, marker_name = BUNDLED[name]
+        marker = self.paths.datasets_dir / marker_name
+        existing = self.registry.find_dataset(name)
         if existing and (Path(existing.path) / SAMPLES_FILE).is_file():
             marker.touch()
             return existing
@@ -224,14 +237,14 @@ class DatasetCatalog:
             return None
         if existing:
             self.registry.delete_dataset(existing.id)
-        record, _ = self.register(SAMPLE_SOURCE, SAMPLE_NAME, source_label="bundled sample (assets/sample_dataset)")
+        record, _ = self.register(source, name, source_label=label)
         marker.touch()
         return record
 
     def get(self, name: str) -> DatasetRecord:
         record = self.registry.find_dataset(name)
-        if record is None and name == SAMPLE_NAME:
-            record = self.ensure_sample(again=True)
+        if record is None and name in BUNDLED:
+            record = self.ensure_bundled(name, again=True)
         if record is None:
             raise ProblemsError([Problem(f"no registered dataset named {name!r}", field="dataset")])
         return record
@@ -239,8 +252,8 @@ class DatasetCatalog:
     def resolve_dir(self, name_or_path: str) -> Path:
         """The folder holding samples.jsonl for a registered name or a server path."""
         record = self.registry.find_dataset(name_or_path)
-        if record is None and name_or_path == SAMPLE_NAME:
-            record = self.ensure_sample(again=True)
+        if record is None and name_or_path in BUNDLED:
+            record = self.ensure_bundled(name_or_path, again=True)
         if record is not None:
             return Path(record.path)
         path = Path(name_or_path).expanduser()

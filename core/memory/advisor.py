@@ -25,7 +25,7 @@ from core.memory import (
 )
 from core.memory.estimate import GB
 from core.models.availability import model_problem
-from core.models.loading import resolve_model
+from core.models.loading import config_source
 from core.paths import StudioPaths
 from core.store.registry import CalibrationRecord, Registry
 from core.train_config import TrainConfig
@@ -193,9 +193,10 @@ class MemoryAdvisor:
         return arch
 
     def _resolve(self, model: str) -> str:
-        """The folder or hub id of a model choice (building the tiny model if needed)."""
+        """The folder or hub id of a model choice's config (building the tiny model if needed, never waiting
+        for the starter's download)."""
         try:
-            return resolve_model(model, self.paths)
+            return config_source(model, self.paths)
         except Exception as e:  # noqa: BLE001 - building the tiny model can fail like anything else
             raise ModelUnavailable(f"Could not prepare the model '{model}': {e}") from e
 

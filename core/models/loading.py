@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from core.models.families import Family, family_for
+from core.models.starter import recipe as starter_recipe
 from core.paths import StudioPaths
-from core.train_config import TINY_MODEL
+from core.train_config import STARTER_MODEL, TINY_MODEL
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "pure_bf16": "bfloat16"}
 CHAT_QUANTIZATIONS = ("none", "8bit", "4bit")
@@ -27,22 +28,39 @@ class ModelFacts:
 
 # The built-in model's shape (core/models/tiny_llava.py), known without building it; a test checks they agree.
 TINY_FACTS = ModelFacts(model_type="llava", vision=True, text_layers=2, hidden_size=64, family="llava")
+STARTER_FACTS = ModelFacts(model_type="llava", vision=True, text_layers=starter_recipe.TEXT["num_hidden_layers"],
+                           hidden_size=starter_recipe.TEXT["hidden_size"], family="llava")
 
 
-BUILT_IN_MODELS = (TINY_MODEL,)  # built by the studio itself, offline: always available
+BUILT_IN_MODELS = (TINY_MODEL, STARTER_MODEL)  # built by the studio itself (the starter from PyPI wheels)
 
 
-def resolve_model(spec: str, paths: StudioPaths) -> str:
-    """The folder or hub id that ``from_pretrained`` should get for a model choice."""
+def resolve_model(spec: str, paths: StudioPaths, progress: Any = None) -> str:
+    """The folder or hub id that ``from_pretrained`` should get for a model choice (building a built-in one
+    first; ``progress(fraction, message)`` follows the starter's build, which prints lines without it)."""
     spec = spec.strip()
     if spec == TINY_MODEL:
         from core.models.tiny_llava import ensure_tiny_llava
 
         return str(ensure_tiny_llava(paths.models_dir))
+    if spec == STARTER_MODEL:
+        from core.models.starter.build import ensure_starter
+
+        return str(ensure_starter(paths.models_dir, progress))
     local = Path(spec).expanduser()
     if local.is_dir():
         return str(local.resolve())
     return spec  # a hub id; transformers downloads it (or reads its cache when offline)
+
+
+def config_source(spec: str, paths: StudioPaths) -> str:
+    """Like ``resolve_model``, but never waits for a download: what a config.json alone is enough for (the
+    memory estimate) gets the starter's config on its own until the starter is built."""
+    if spec.strip() == STARTER_MODEL:
+        from core.models.starter.build import config_folder
+
+        return str(config_folder(paths.models_dir))
+    return resolve_model(spec, paths)
 
 
 def facts_of(config: Any) -> ModelFacts:
@@ -75,6 +93,8 @@ def describe_model(spec: str) -> ModelFacts | None:
     spec = spec.strip()
     if spec == TINY_MODEL:
         return TINY_FACTS
+    if spec == STARTER_MODEL:
+        return STARTER_FACTS
     if not spec:
         return None
     config = read_config(spec)
