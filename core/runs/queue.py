@@ -29,6 +29,7 @@ TOO_BIG = ("waiting for {runs} to finish: together they need about {total:.2f} G
 CANCELLED = "cancelled in the queue before it started"
 SPAWN_FAILED = "could not start the training process: {error}"
 ORDINALS = {1: "first", 2: "second", 3: "third"}
+LABELS = {f.name: f.metadata["label"] for f in TrainConfig.fields()}
 MAX_ROUNDS = 100  # rounds of one dispatch: each failed start lets the next run try
 
 
@@ -123,7 +124,8 @@ class JobQueue:
                 if p.severity != "error" and not warnings:
                     continue
                 if len(configs) > 1:
-                    p = Problem(f"{config.run_name}: {p.message}", field=p.field, severity=p.severity)
+                    where = f"{config.run_name}, {LABELS[p.field]}" if p.field in LABELS else config.run_name
+                    p = Problem(f"{where}: {p.message}", field=p.field, severity=p.severity)
                 problems.append(p)
         return problems
 
