@@ -246,7 +246,10 @@ class Studio:
                   ) -> list[RunRecord]:
         """Every run, newest first; only those with the given status, method and dataset, when given."""
         self.reconcile()
-        self.queue.dispatch()  # pollers keep the queue moving too, should the dispatcher thread not run
+        try:
+            self.queue.dispatch()  # pollers keep the queue moving too, should the dispatcher thread not run
+        except STORE_ERRORS:
+            pass  # a database that cannot be written: reconcile has already said so in store_problem
         wanted = {"status": status, "method": method, "dataset": dataset}
         return [r for r in self.registry.list_runs()
                 if all(not value or getattr(r, key) == value for key, value in wanted.items())]
