@@ -150,10 +150,19 @@ class Studio:
         return config, merge_problems(problems, self.launcher.check(config))
 
     def start_run(self, values: dict[str, Any]) -> int:
-        config, problems = TrainConfig.coerce(values)
-        if problems:
-            raise ProblemsError(problems)
-        return self.launcher.start(config)  # validates before anything is recorded
+        """Start a run from form values, or raise ``ProblemsError`` with every problem Check would list."""
+        config, problems = self.check_config(values)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise ProblemsError(errors)
+        return self.launcher.start(config)  # validates again before anything is recorded
+
+    def method_settings(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The settings that follow from the chosen method (QLoRA: a 4-bit NF4 base); unknown methods change nothing."""
+        from core.methods import get_method, method_names
+
+        method = values.get("method")
+        return get_method(method).settings_for(values) if method in method_names() else {}
 
     def reconcile(self) -> list[int]:
         """The watchdog's check (see ``Launcher.reconcile``); a database that cannot be written is remembered in

@@ -92,5 +92,7 @@ def test_an_unknown_hub_model_gives_a_sentence(client) -> None:
 
 
 def test_check_config_keeps_its_arguments(client) -> None:
+    from webui.i18n import resolve
+
     verdict, _command, config_json = client.predict(*form(), api_name="/check_config")
-    assert "Ready to start" in verdict and '"model": "tiny-random-llava"' in config_json
+    assert "Ready to start" in resolve(verdict) and '"model": "tiny-random-llava"' in config_json

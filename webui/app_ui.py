@@ -6,6 +6,7 @@ import gradio as gr
 
 from core.studio import Studio
 from webui import chat_tab, datasets_tab, evaluate_tab, export_tab, runs_tab, train_tab
+from webui.i18n import t, text
 
 TITLE = "Fine-tuning Studio"
 NOT_EVALUABLE = "Only a finished run (completed or stopped, with its result saved) can be evaluated."
@@ -13,20 +14,19 @@ NOT_EVALUABLE = "Only a finished run (completed or stopped, with its result save
 
 def build_app(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as app:
-        gr.Markdown(f"# {TITLE}\nFine-tune a vision-language or text model, watch it train, evaluate it against "
-                    f"its base, then chat with it. Data directory: `{studio.paths.root}`")
+        gr.Markdown(f"# {text('app_title')}\n{text('app_intro')} {text('app_data_dir')} `{studio.paths.root}`")
         with gr.Tabs() as tabs:
-            with gr.Tab("Datasets"):
+            with gr.Tab(t("tab_datasets")):
                 datasets = datasets_tab.build(studio)
-            with gr.Tab("Train") as train_page:
+            with gr.Tab(t("tab_train")) as train_page:
                 train = train_tab.build(studio)
-            with gr.Tab("Runs") as runs_page:
+            with gr.Tab(t("tab_runs")) as runs_page:
                 runs = runs_tab.build(studio)
-            with gr.Tab("Evaluate", id="evaluate") as evaluate_page:
+            with gr.Tab(t("tab_evaluate"), id="evaluate") as evaluate_page:
                 evaluate = evaluate_tab.build(studio)
-            with gr.Tab("Chat") as chat_page:
+            with gr.Tab(t("tab_chat")) as chat_page:
                 chat = chat_tab.build(studio)
-            with gr.Tab("Export") as export_page:
+            with gr.Tab(t("tab_export")) as export_page:
                 export = export_tab.build(studio)
         preview, preview_in, preview_out = datasets["preview"]
         app.load(preview, preview_in, preview_out, api_visibility="private")

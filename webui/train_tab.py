@@ -8,20 +8,21 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from core.problems import Problem, ProblemsError
 from core.runs.launcher import shell_text
 from core.studio import Studio
 from core.train_config import STARTER_MODEL, TINY_MODEL, TrainConfig
 from webui.builds import build_panel
 from webui.form import build_form
-from webui.messages import esc, failure_markdown, problems_markdown
+from webui.i18n import problem_text, t, text
+from webui.messages import esc, failure_markdown
 
-HEADLESS_HINT = "Run the same thing without the studio (the config file is written when the run starts):"
 VERDICT_ICONS = {"fits": "✅", "tight": "⚠️", "will not fit": "❌"}
 MODEL_PARTS = "**{family}**: {parts}."
 IMAGE_TOKENS = " Each image adds up to {n:,} tokens at these image settings."
-CARD_INFO = ("The card to check against: this machine's GPU, or a size in GiB as drivers report it (a '24 GB' "
-             "card holds 24 GiB = 25.8 GB). Estimates are in GB of 10⁹ bytes. Type another size if yours is "
-             "not listed.")
+FIELD_NAMES = set(TrainConfig.field_names())
+# The fields a method choice may set (core/methods: Method.settings_for).
+FOLLOWERS = ("quantization", "quant_type", "double_quant")
 
 
 def gb(value: float) -> str:
@@ -39,7 +40,7 @@ def estimate_markdown(result: dict[str, Any]) -> str:
     """The verdict in words: the predicted peak beside the card, and what the peak is made of."""
     card = result["card"]
     if not result["ok"]:
-        return f"**Memory estimate unavailable.** {result['reason']}"
+        return f"**{text('memory_unavailable')}** {result['reason']}"
     verdict = result["verdict"]
     head = (f"## {VERDICT_ICONS[verdict]} {verdict.capitalize()}\n\nPredicted peak {gb(result['total_gb'])} "
             f"on {card['label']} ({gb(card['gb'])}).")
@@ -85,7 +86,24 @@ def terms_frame(result: dict[str, Any]) -> pd.DataFrame:
 
 
 def field_label(name: str) -> str:
-    return next(f.metadata["label"] for f in TrainConfig.fields() if f.name == name)
+    """The field's label as the browser shows it, in its language."""
+    return text(f"field_{name}") if name in FIELD_NAMES else name
+
+
+def problems_by_label(problems: list[Problem], title_key: str) -> str:
+    """Every problem on its own line, named by the field's label (translated), with what was expected."""
+    if not problems:
+        return ""
+    lines = [f"**{text(title_key)}**", ""]
+    for p in problems:
+        icon = "⚠️" if p.severity == "warning" else "❌"
+        where = f"**{field_label(p.field)}**: " if p.field else (f"`{p.where()}`: " if p.where() else "")
+        lines.append(f"- {icon} {where}{problem_text(p.message, esc)}")
+    return "\n".join(lines)
+
+
+def over_card(result: dict[str, Any]) -> bool:
+    return bool(result.get("ok") and result.get("verdict") == "will not fit")
 
 
 def fit_markdown(result: dict[str, Any]) -> str:
@@ -123,7 +141,7 @@ def applied_markdown(result: dict[str, Any]) -> str:
 
 
 def build(studio: Studio) -> dict[str, Any]:
-    gr.Markdown("### New training run")
+    gr.Markdown(t("train_heading"))
     names = [d.name for d in studio.list_datasets()]
     form = build_form(TrainConfig, overrides={
         "model": {"choices": [TINY_MODEL, STARTER_MODEL], "allow_custom_value": True},
@@ -133,41 +151,88 @@ def build(studio: Studio) -> dict[str, Any]:
     field_names = list(form)
     builds = build_panel(studio, form["model"])
     memory = build_memory_panel(studio, form)
+    card = memory["card"]
     with gr.Row():
-        check = gr.Button("Check")
-        start = gr.Button("Start training", variant="primary")
+        check = gr.Button(t("train_check"))
+        start = gr.Button(t("train_start"), variant="primary")
+    acknowledge = gr.Checkbox(False, label=t("train_start_anyway"), visible=False)
     status = gr.Markdown()
-    run_id = gr.Number(label="Started run", precision=0, interactive=False, visible=False)
-    with gr.Accordion("Headless command and config.json", open=False):
-        command = gr.Code(label="Command", language="shell", interactive=False)
+    checked = gr.State(False)  # whether the status shows Check's verdict, which then follows every change
+    run_id = gr.Number(label=t("train_started_run"), precision=0, interactive=False, visible=False)
+    with gr.Accordion(t("train_headless"), open=False):
+        command = gr.Code(label=t("train_command"), language="shell", interactive=False, wrap_lines=True)
         config_json = gr.Code(label="config.json", language="json", interactive=False)
 
     def values_of(args: tuple) -> dict[str, Any]:
         return dict(zip(field_names, args, strict=True))
 
-    def do_check(*args: Any) -> tuple[str, str, str]:
-        config, problems = studio.check_config(values_of(args))
-        preview = shell_text(["python", "-m", "jobs.train", "--config", "<run folder>/config.json"])
+    def verdict_of(values: dict[str, Any], chosen_card: Any) -> tuple[str, str]:
+        """Check's verdict in words, and the config as JSON: every problem, or ready (over the card or not)."""
+        config, problems = studio.check_config(values)
         if any(p.severity == "error" for p in problems):
-            verdict = problems_markdown(problems)
-        else:  # warnings only: it can start, and the person should know
-            notes = f"\n\n{problems_markdown(problems, 'Worth knowing:')}" if problems else ""
-            verdict = f"✅ Ready to start.{notes}"
-        return verdict, preview, config.to_json()
+            return problems_by_label(problems, "train_please_fix"), config.to_json()
+        notes = f"\n\n{problems_by_label(problems, 'train_worth_knowing')}" if problems else ""
+        if chosen_card is not None and over_card(studio.memory.estimate(values, chosen_card)):
+            return f"{text('train_ready_over')} {text('train_ready_over_how')}{notes}", config.to_json()
+        return f"{text('train_ready')}{notes}", config.to_json()
 
-    def do_start(*args: Any) -> tuple[str, str, str, Any]:
+    def do_check(*args: Any) -> tuple[str, str, str, bool]:
+        *values, chosen_card = args
+        verdict, config = verdict_of(values_of(tuple(values)), chosen_card)
+        preview = shell_text(["python", "-m", "jobs.train", "--config", "<run folder>/config.json"])
+        return verdict, preview, config, True
+
+    def recheck(*args: Any) -> Any:
+        """After any change, a verdict on screen is worked out again, so it never says what is no longer true."""
+        *values, chosen_card, showing = args
+        if not showing:
+            return gr.update()
+        return verdict_of(values_of(tuple(values)), chosen_card)[0]
+
+    def do_start(*args: Any) -> tuple[str, str, str, Any, bool]:
+        *values, chosen_card, acknowledged = args
+        values = values_of(tuple(values))
         try:
-            new_id = studio.start_run(values_of(args))
+            if not acknowledged and chosen_card is not None:
+                config, problems = studio.check_config(values)
+                errors = [p for p in problems if p.severity == "error"]
+                if errors:
+                    return problems_by_label(errors, "train_please_fix"), "", "", gr.update(visible=False), True
+                if over_card(studio.memory.estimate(values, chosen_card)):
+                    return text("train_over_refused"), "", "", gr.update(visible=False), False
+            new_id = studio.start_run(values)
+        except ProblemsError as e:
+            return problems_by_label(e.problems, "train_please_fix"), "", "", gr.update(visible=False), True
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
-            return failure_markdown(e), "", "", gr.update(visible=False)
+            return failure_markdown(e), "", "", gr.update(visible=False), False
         view = studio.run_view(new_id)
-        text = (f"🚀 Started run **{new_id}** ({view.run.name}). Follow it in the Runs tab.\n\n"
-                f"{HEADLESS_HINT}")
-        return text, view.command, json.dumps(view.run.config, indent=2), gr.update(value=new_id, visible=True)
+        message = (f"{text('train_started')} **{new_id}** ({esc(view.run.name)}). {text('train_follow')}\n\n"
+                   f"{text('train_headless_hint')}")
+        return (message, view.command, json.dumps(view.run.config, indent=2),
+                gr.update(value=new_id, visible=True), False)
 
-    check.click(do_check, inputs, [status, command, config_json], api_name="check_config")
-    start.click(do_start, inputs, [status, command, config_json, run_id], api_name="start_run")
-    return {"form": form, "run_id": run_id, "memory": memory, "builds": builds}
+    def follow_method(method: str, *current: Any) -> tuple:
+        """Choosing a method sets what follows from it (QLoRA: a 4-bit NF4 base); the browser hides the rest."""
+        values = dict(zip(FOLLOWERS, current, strict=True)) | {"method": method}
+        changes = studio.method_settings(values)
+        return tuple(changes.get(name, values[name]) for name in FOLLOWERS)
+
+    check.click(do_check, [*inputs, card], [status, command, config_json, checked], api_name="check_config")
+    start.click(do_start, [*inputs, card, acknowledge], [status, command, config_json, run_id, checked],
+                api_name="start_run")
+    gr.on([c.change for c in [*inputs, card]], recheck, [*inputs, card, checked], status,
+          trigger_mode="always_last", show_progress="hidden", api_visibility="private")
+    form["method"].change(follow_method, [form["method"], *(form[n] for n in FOLLOWERS)],
+                          [form[n] for n in FOLLOWERS], api_name="follow_method", show_progress="hidden")
+    # "Start anyway" is there only while the estimate is over the card, and is asked again once it fits.
+    def follow_estimate(result: dict[str, Any] | None) -> Any:
+        over = over_card(result or {})
+        return gr.update(visible=True) if over else gr.update(visible=False, value=False)
+
+    memory["estimate"].change(follow_estimate, memory["estimate"], acknowledge, api_visibility="private",
+                              show_progress="hidden")
+    return {"form": form, "run_id": run_id, "memory": memory, "builds": builds, "status": status,
+            "acknowledge": acknowledge}
 
 
 def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component]) -> dict[str, Any]:
@@ -175,20 +240,20 @@ def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component])
     inputs = list(form.values())
     field_names = list(form)
     advisor = studio.memory
-    with gr.Accordion("GPU memory estimate", open=True):
+    with gr.Accordion(t("memory_title"), open=True):
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
-                card = gr.Dropdown(label="GPU memory", choices=advisor.card_choices(), value=advisor.default_card(),
-                                   allow_custom_value=True, info=CARD_INFO)
-                verdict = gr.Markdown("Working out the memory estimate…")
+                card = gr.Dropdown(label=t("memory_card"), choices=advisor.card_choices(),
+                                   value=advisor.default_card(), allow_custom_value=True, info=t("memory_card_info"))
+                verdict = gr.Markdown(t("memory_working"))
                 with gr.Row():
-                    fit = gr.Button("Fit to my card", size="sm")
-                    apply = gr.Button("Apply these changes", size="sm", variant="primary", visible=False)
+                    fit = gr.Button(t("memory_fit"), size="sm")
+                    apply = gr.Button(t("memory_apply"), size="sm", variant="primary", visible=False)
                 fit_text = gr.Markdown()
             with gr.Column(scale=3):
                 chart = gr.BarPlot(breakdown_frame({}), x="term", y="GB", sort="-y", x_label_angle=-35,
-                                   title="Predicted peak GPU memory, by term (GB)", height=320)
-        with gr.Accordion("How the estimate is made (each term, its formula and source)", open=False):
+                                   title=t("memory_chart"), height=320)
+        with gr.Accordion(t("memory_terms"), open=False):
             terms = gr.Dataframe(terms_frame({}), interactive=False, wrap=True,
                                  column_widths=["22%", "10%", "68%"])
         estimate_json = gr.JSON(visible=False)
@@ -219,4 +284,4 @@ def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component])
           show_progress="hidden", api_name="estimate_memory")
     fit.click(do_fit, [*inputs, card], [fit_text, apply, fit_json], api_name="fit_to_card")
     apply.click(do_apply, [*inputs, card], [*inputs, fit_text, apply, fit_json], api_name="apply_fit")
-    return {"card": card, "verdict": verdict, "chart": chart}
+    return {"card": card, "verdict": verdict, "chart": chart, "estimate": estimate_json}
