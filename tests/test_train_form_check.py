@@ -58,7 +58,7 @@ def test_check_names_every_bad_value_by_its_label_at_once(app_client) -> None:
     verdict, _command, _config = client.predict(*form(**BAD), "24", api_name="/check_config")
     lines = problem_lines(verdict)
     assert resolve(verdict).startswith("**Please fix these first:**")
-    for name, label in LABELS.items():
+    for label in LABELS.values():
         assert sum(f"**{label}**:" in line for line in lines) == 1, (label, lines)
     assert any("**LoRA rank**: must be at least 1; got -5" in line for line in lines)
     assert any("**Max steps**: expected a whole number, got 'abc'" in line for line in lines)

@@ -50,14 +50,18 @@ def build_form(config_cls: type, overrides: dict[str, dict[str, Any]] | None = N
     made: dict[str, gr.components.Component] = {}
     for group, members in groups.items():
         with gr.Accordion(t(f"group_{group}"), open=group in OPEN_GROUPS):
+            # Radios on their own lines, then the boxes, then the checkboxes in a row of their own: beside
+            # boxes, a checkbox is squeezed into a narrow column whatever its min_width.
             radios = [f for f in members if f.name in RADIOS]
+            checkboxes = [f for f in members if f.type in (bool, "bool") and f not in radios]
             for f in radios:
                 made[f.name] = component_for(f, **overrides.get(f.name, {}))
-            with gr.Row(equal_height=False):
-                for f in members:
-                    if f in radios:
-                        continue
-                    made[f.name] = component_for(f, visible=shown(f, defaults), **overrides.get(f.name, {}))
+            for row in ([f for f in members if f not in radios and f not in checkboxes], checkboxes):
+                if not row:
+                    continue
+                with gr.Row(equal_height=False):
+                    for f in row:
+                        made[f.name] = component_for(f, visible=shown(f, defaults), **overrides.get(f.name, {}))
     wire_visibility(fields, made)
     return {f.name: made[f.name] for f in fields}
 

@@ -14,7 +14,7 @@ from core.studio import Studio
 from core.train_config import STARTER_MODEL, TINY_MODEL, TrainConfig
 from webui.builds import build_panel
 from webui.form import build_form
-from webui.i18n import problem_text, t, text
+from webui.i18n import WITH_LOCALE_JS, problem_text, resolve, t, text
 from webui.messages import esc, failure_markdown
 
 VERDICT_ICONS = {"fits": "✅", "tight": "⚠️", "will not fit": "❌"}
@@ -140,7 +140,8 @@ def applied_markdown(result: dict[str, Any]) -> str:
             f"({VERDICT_ICONS[result['after_verdict']]} {result['after_verdict']}).")
 
 
-def build(studio: Studio) -> dict[str, Any]:
+def build(studio: Studio, locale: gr.Textbox) -> dict[str, Any]:
+    """The Train tab; ``locale`` is the app's input that events fill with the page's language."""
     gr.Markdown(t("train_heading"))
     names = [d.name for d in studio.list_datasets()]
     form = build_form(TrainConfig, overrides={
@@ -160,7 +161,7 @@ def build(studio: Studio) -> dict[str, Any]:
     checked = gr.State(False)  # whether the status shows Check's verdict, which then follows every change
     run_id = gr.Number(label=t("train_started_run"), precision=0, interactive=False, visible=False)
     with gr.Accordion(t("train_headless"), open=False):
-        command = gr.Code(label=t("train_command"), language="shell", interactive=False, wrap_lines=True)
+        command = gr.Code(label=t("train_command"), language="shell", interactive=False)
         config_json = gr.Code(label="config.json", language="json", interactive=False)
 
     def values_of(args: tuple) -> dict[str, Any]:
@@ -173,25 +174,28 @@ def build(studio: Studio) -> dict[str, Any]:
             return problems_by_label(problems, "train_please_fix"), config.to_json()
         notes = f"\n\n{problems_by_label(problems, 'train_worth_knowing')}" if problems else ""
         if chosen_card is not None and over_card(studio.memory.estimate(values, chosen_card)):
-            return f"{text('train_ready_over')} {text('train_ready_over_how')}{notes}", config.to_json()
+            return f"{text('train_ready_over')}{notes}", config.to_json()
         return f"{text('train_ready')}{notes}", config.to_json()
 
     def do_check(*args: Any) -> tuple[str, str, str, bool]:
-        *values, chosen_card = args
+        *values, chosen_card, language = args
         verdict, config = verdict_of(values_of(tuple(values)), chosen_card)
         preview = shell_text(["python", "-m", "jobs.train", "--config", "<run folder>/config.json"])
-        return verdict, preview, config, True
+        return resolve(verdict, language), preview, config, True
 
     def recheck(*args: Any) -> Any:
         """After any change, a verdict on screen is worked out again, so it never says what is no longer true."""
-        *values, chosen_card, showing = args
+        *values, chosen_card, showing, language = args
         if not showing:
             return gr.update()
-        return verdict_of(values_of(tuple(values)), chosen_card)[0]
+        return resolve(verdict_of(values_of(tuple(values)), chosen_card)[0], language)
 
     def do_start(*args: Any) -> tuple[str, str, str, Any, bool]:
-        *values, chosen_card, acknowledged = args
-        values = values_of(tuple(values))
+        *values, chosen_card, acknowledged, language = args
+        status, *rest = start_run(values_of(tuple(values)), chosen_card, acknowledged)
+        return (resolve(status, language), *rest)
+
+    def start_run(values: dict[str, Any], chosen_card: Any, acknowledged: bool) -> tuple[str, str, str, Any, bool]:
         try:
             if not acknowledged and chosen_card is not None:
                 config, problems = studio.check_config(values)
@@ -217,11 +221,12 @@ def build(studio: Studio) -> dict[str, Any]:
         changes = studio.method_settings(values)
         return tuple(changes.get(name, values[name]) for name in FOLLOWERS)
 
-    check.click(do_check, [*inputs, card], [status, command, config_json, checked], api_name="check_config")
-    start.click(do_start, [*inputs, card, acknowledge], [status, command, config_json, run_id, checked],
-                api_name="start_run")
-    gr.on([c.change for c in [*inputs, card]], recheck, [*inputs, card, checked], status,
-          trigger_mode="always_last", show_progress="hidden", api_visibility="private")
+    check.click(do_check, [*inputs, card, locale], [status, command, config_json, checked], api_name="check_config",
+                js=WITH_LOCALE_JS)
+    start.click(do_start, [*inputs, card, acknowledge, locale], [status, command, config_json, run_id, checked],
+                api_name="start_run", js=WITH_LOCALE_JS)
+    gr.on([c.change for c in [*inputs, card]], recheck, [*inputs, card, checked, locale], status,
+          trigger_mode="always_last", show_progress="hidden", api_visibility="private", js=WITH_LOCALE_JS)
     form["method"].change(follow_method, [form["method"], *(form[n] for n in FOLLOWERS)],
                           [form[n] for n in FOLLOWERS], api_name="follow_method", show_progress="hidden")
     # "Start anyway" is there only while the estimate is over the card, and is asked again once it fits.

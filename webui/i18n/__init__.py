@@ -3,6 +3,10 @@
 Adding a string: put ``"key": "English text"`` in en.py and its translation in zh_cn.py, then use ``t("key")`` as a
 component's label/info/value, or ``text("key")`` inside a Markdown string. ``t`` refuses a key en.py lacks, and
 tests/test_i18n.py fails while a key is missing from either catalogue.
+
+The browser replaces only the first marker of a string. A message made of several translated parts is resolved on
+the server instead: the event reads the page's language with ``WITH_LOCALE_JS`` (from ``locale_probe``) and the
+callback passes it to ``resolve``.
 """
 
 from __future__ import annotations
@@ -104,7 +108,57 @@ def problem_text(message: str, escape: callable = str) -> str:
 MARKER = re.compile(r'__i18n__(\{"__type__": "translation_metadata", "key": "([^"]+)"\})')
 
 
-def resolve(shown: str, locale: str = "en") -> str:
-    """A string with markers as a browser in ``locale`` shows it (for API clients and tests)."""
-    strings = catalogues()[locale]
+def resolve(shown: str, locale: str | None = "en") -> str:
+    """A string with markers as a browser in ``locale`` shows it (server-side messages, API clients, tests)."""
+    strings = catalogues().get(locale or "en", catalogues()["en"])
     return MARKER.sub(lambda m: strings.get(m.group(2), catalogues()["en"][m.group(2)]), shown)
+
+
+LOCALE_ID = "studio-locale"
+# Before the callback runs, the event's last input becomes the page's language, as the probe shows it translated.
+WITH_LOCALE_JS = (f"(...args) => {{ const el = document.querySelector('#{LOCALE_ID}');"
+                  " args[args.length - 1] = el ? el.textContent.trim() : 'en'; return args; }")
+
+
+def locale_probe() -> tuple[gr.Markdown, gr.Textbox]:
+    """A hidden element showing the page's locale code in its language, and the input the events fill from it."""
+    probe = gr.Markdown(t("locale_code"), elem_id=LOCALE_ID, visible="hidden")
+    return probe, gr.Textbox("en", visible=False)
+
+
+# Gradio picks the language from navigator.language when the page loads. Its Settings panel can switch it, but
+# forgets the choice on reload and leaves the tabs' labels in the old language. The studio's switch calls the same
+# changeLocale (from the Gradio module the page already loaded), remembers the choice in this browser, and has the
+# server send every tab's label again, which makes the browser translate them anew.
+STORAGE_KEY = "studio-locale"
+CORE_MODULE_JS = ("performance.getEntriesByType('resource').map(e => e.name)"
+                  ".find(n => /\\/assets\\/core-[^/]+\\.js$/.test(n))")
+CHANGE_LOCALE_JS = (f"async (chosen) => {{ const core = {CORE_MODULE_JS};"
+                    " if (core) { const m = await import(core); if (m.changeLocale) m.changeLocale(chosen); }"
+                    " return chosen; }")
+SWITCH_JS = (f"async (chosen) => {{ window.localStorage.setItem('{STORAGE_KEY}', chosen);"
+             f" return await ({CHANGE_LOCALE_JS})(chosen); }}")
+LOAD_JS = (f"async () => {{ const chosen = window.localStorage.getItem('{STORAGE_KEY}');"
+           f" if (chosen) return await ({CHANGE_LOCALE_JS})(chosen);"
+           f" const el = document.querySelector('#{LOCALE_ID}'); return el ? el.textContent.trim() : 'en'; }}")
+LANGUAGES = [("English", "en"), ("简体中文", "zh-CN")]
+
+
+def language_switch(app: gr.Blocks) -> gr.Radio:
+    """English / 简体中文 at the top of the page, remembered in this browser; call ``relabel_tabs`` after the build."""
+    return gr.Radio(LANGUAGES, value="en", label=t("app_language"), show_label=False, container=False,
+                    elem_id="studio-language")
+
+
+def relabel_tabs(app: gr.Blocks, switch: gr.Radio) -> None:
+    """After a switch (or a page load with a remembered choice) every tab's label is sent again, marked so it differs
+    from the last one sent (an invisible character per language): the browser translates only what changed."""
+    tabs = [b for b in app.blocks.values() if isinstance(b, gr.Tab) and isinstance(b.label, gr.i18n.I18nData)]
+
+    def labels(chosen: str | None) -> tuple:
+        mark = "\u200b" if chosen == "en" else "\u200c"
+        return (chosen if chosen in dict((v, k) for k, v in LANGUAGES) else "en",
+                *(gr.update(label=text(tab.label.key) + mark) for tab in tabs))
+
+    switch.input(labels, switch, [switch, *tabs], js=SWITCH_JS, api_visibility="private", show_progress="hidden")
+    app.load(labels, switch, [switch, *tabs], js=LOAD_JS, api_visibility="private", show_progress="hidden")

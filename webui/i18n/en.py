@@ -4,10 +4,11 @@ from __future__ import annotations
 
 STRINGS: dict[str, str] = {
     # The app and its tabs
+    "locale_code": "en",
     "app_title": "Fine-tuning Studio",
+    "app_language": "Language",
     "app_intro": "Fine-tune a vision-language or text model, watch it train, evaluate it against its base, then "
-                 "chat with it. Language: the browser's, or Settings at the foot of the page.",
-    "app_data_dir": "Data directory:",
+                 "chat with it. The language follows the browser's; the switch at the top changes it. Data directory:",
     "tab_datasets": "Datasets",
     "tab_train": "Train",
     "tab_runs": "Runs",
@@ -42,8 +43,8 @@ STRINGS: dict[str, str] = {
     "train_please_fix": "Please fix these first:",
     "train_worth_knowing": "Worth knowing:",
     "train_ready": "✅ Ready to start.",
-    "train_ready_over": "⚠️ Ready, but over the card: acknowledge or Fit.",
-    "train_ready_over_how": "Tick **Start anyway** below the buttons, or press **Fit to my card**.",
+    "train_ready_over": "⚠️ Ready, but over the card: acknowledge or Fit. Tick **Start anyway** below the buttons, "
+                        "or press **Fit to my card**.",
     "train_over_refused": "⚠️ Not started: the estimate is over the card. Tick **Start anyway**, or press "
                           "**Fit to my card**.",
     "train_started": "🚀 Started run",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 STRINGS: dict[str, str] = {
+    "locale_code": "zh-CN",
     "app_title": "微调工作室",
+    "app_language": "语言",
     "app_intro": "微调视觉语言模型或文本模型，观察训练过程，与基座模型对比评测，然后与它对话。"
-                 "界面语言跟随浏览器，也可在页面底部的“设置”中切换。",
-    "app_data_dir": "数据目录：",
+                 "界面语言跟随浏览器，也可用页面顶部的开关切换。数据目录：",
     "tab_datasets": "数据集",
     "tab_train": "训练",
     "tab_runs": "运行",
@@ -39,8 +40,8 @@ STRINGS: dict[str, str] = {
     "train_please_fix": "请先修正以下问题：",
     "train_worth_knowing": "值得注意：",
     "train_ready": "✅ 可以开始。",
-    "train_ready_over": "⚠️ 可以开始，但超出显卡显存：请确认或使用“适配我的显卡”。",
-    "train_ready_over_how": "勾选按钮下方的 **仍然开始**，或点击 **适配我的显卡**。",
+    "train_ready_over": "⚠️ 可以开始，但超出显卡显存：请确认或使用“适配我的显卡”。勾选按钮下方的 **仍然开始**，"
+                        "或点击 **适配我的显卡**。",
     "train_over_refused": "⚠️ 未启动：估计超出显卡显存。请勾选 **仍然开始**，或点击 **适配我的显卡**。",
     "train_started": "🚀 已启动运行",
     "train_follow": "可在“运行”标签页查看进度。",
