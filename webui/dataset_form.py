@@ -46,7 +46,7 @@ def build_sources() -> SourceInputs:
     """Three tabs: upload, a path on the server, a Hub dataset. The open tab decides where the data comes from."""
     kind = gr.State("")
     with gr.Tab(t("src_upload")) as upload_tab:
-        files = gr.File(label=t("src_files"), file_count="multiple")
+        files = gr.File(label=t("src_files"), file_count="multiple", elem_id="dataset-files")
     with gr.Tab(t("src_server")) as server_tab:
         server_path = gr.Textbox("", label=t("src_server_path"), placeholder="/data/my-set.jsonl",
                                  info=t("src_server_path_info"))

@@ -76,3 +76,24 @@ def test_switching_to_chinese_changes_the_tabs_and_checks_messages_and_is_rememb
     page.reload()
     page.get_by_role("tab", name="运行").wait_for(timeout=30_000)  # the choice outlives the page
     assert page.get_by_role("tab", name="Runs").count() == 0
+
+
+def test_the_upload_box_clears_after_registering(page, tmp_path) -> None:
+    import zipfile
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "assets" / "sample_dataset"
+    archive = tmp_path / "colours.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(sample / "data.json", "colours/data.json")
+        for image in sorted((sample / "images").iterdir()):
+            zf.write(image, f"colours/images/{image.name}")
+    upload = page.locator("#dataset-files")
+    upload.locator("input[type=file]").set_input_files(str(archive))
+    upload.get_by_text("colours.zip").wait_for(timeout=15_000)
+    page.get_by_label("Name", exact=True).fill("uploaded-colours")
+    page.get_by_role("button", name="Validate and register").click()
+    page.get_by_text("Registered").first.wait_for(timeout=60_000)
+    upload.get_by_text("Drop File Here").wait_for(timeout=10_000)  # the box is empty again
+    assert upload.get_by_text("colours.zip").count() == 0
+    assert page.locator(TOAST).count() == 0
