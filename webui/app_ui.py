@@ -12,7 +12,8 @@ TITLE = "Fine-tuning Studio"
 # CodeMirror sizes its line-number gutter from a line height it measured while the viewer was hidden (14 px), so the
 # numbers drift from the lines; a gutter row as tall as a text line keeps them together (viewers here never wrap).
 CSS = """
-#studio-language { flex-grow: 0; min-width: 300px; align-self: center; }
+#studio-language { flex: 0 0 auto !important; align-self: center; }
+#studio-language .wrap { flex-wrap: nowrap !important; }
 .cm-editor .cm-gutterElement:not([style*="visibility: hidden"]) { height: auto !important; line-height: inherit; }
 """
 NOT_EVALUABLE = "Only a finished run (completed or stopped, with its result saved) can be evaluated."

@@ -30,12 +30,14 @@ def test_minus_five_in_lora_rank_gets_one_message_naming_it_and_no_toast(page) -
     page.get_by_text("Please fix these first:").wait_for(timeout=30_000)
     problems = page.locator("li", has_text="LoRA rank")
     assert problems.count() == 1 and "must be at least 1; got -5" in problems.inner_text()
+    page.get_by_text("Fix LoRA rank").wait_for(timeout=30_000)  # the memory panel says the same
     assert page.locator(TOAST).count() == 0
     shot(page, "train-lora-rank-minus5.png")
     rank.fill("8")  # fixed: the message goes without pressing Check again
     rank.press("Tab")
     page.get_by_text("Ready to start").wait_for(timeout=30_000)
     assert page.get_by_text("Please fix these first:").count() == 0 and page.locator(TOAST).count() == 0
+    assert page.get_by_text("Predicted peak").count() and page.get_by_text("Fix LoRA rank").count() == 0
 
 
 def test_qlora_shows_its_4bit_nf4_base_at_once_and_hides_lora_only_for_others(page) -> None:
