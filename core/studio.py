@@ -175,10 +175,11 @@ class Studio:
     def start_run(self, values: dict[str, Any], start_now: bool = False) -> int:
         """Queue a run from form values; it starts at once when nothing trains, else when its turn comes, or with
         ``start_now`` beside the running ones if the memory estimate says they fit together."""
-        config, problems = TrainConfig.coerce(values)
-        if problems:
-            raise ProblemsError(problems)
-        return self.queue.enqueue([config], start_now=start_now)[0]  # validated before anything is recorded
+        config, problems = self.check_config(values)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise ProblemsError(errors)  # every problem Check would list, at once
+        return self.queue.enqueue([config], start_now=start_now)[0]  # validated again before anything is recorded
 
     def comparison_variants(self, values: dict[str, Any], methods: list[str] | None = None) -> list[TrainConfig]:
         """The configs a comparison would queue: one per method, on the form's data and budget."""
@@ -229,6 +230,13 @@ class Studio:
     def start_queued_now(self, run_id: int) -> str:
         """Start a waiting run beside the running ones if they fit together; "" once started, else why it waits."""
         return self.queue.start_now(int(run_id))
+
+    def method_settings(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The settings that follow from the chosen method (QLoRA: a 4-bit NF4 base); unknown methods change nothing."""
+        from core.methods import get_method, method_names
+
+        method = values.get("method")
+        return get_method(method).settings_for(values) if method in method_names() else {}
 
     def reconcile(self) -> list[int]:
         """The watchdog's check (see ``Launcher.reconcile``); a database that cannot be written is remembered in

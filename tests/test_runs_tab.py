@@ -18,6 +18,12 @@ from core.studio import Studio
 from webui import queue_panel, run_manage, runs_tab
 
 
+def label_of(block) -> str:
+    """A component's label as an English browser shows it (labels are translation markers)."""
+    from webui.i18n import resolve
+
+    return resolve(str(getattr(block, "label", "") or ""), "en")
+
 def finished_run(studio: Studio, name: str, method: str = "lora", metrics: int = 0, status: str = "completed",
                  dataset: str = "sample") -> int:
     run_id, run_dir = record_run(studio.paths, studio.registry, fast_config(run_name=name, method=method,
@@ -53,9 +59,9 @@ def built(tmp_path_factory, tiny_model_cache):
 
 def test_the_newest_run_opens_and_a_row_click_selects_its_run(built) -> None:
     app, studio, ids = built
-    chosen = next(b for b in app.blocks.values() if getattr(b, "label", None) == "Run")
+    chosen = next(b for b in app.blocks.values() if label_of(b) == "Run")
     assert chosen.value == ids[-1]  # the newest, before anyone picks
-    log = next(b for b in app.blocks.values() if str(getattr(b, "label", "")).startswith("Log (tail"))
+    log = next(b for b in app.blocks.values() if label_of(b).startswith("Log (tail"))
     assert log.autoscroll  # the log tail follows its end
     assert fn_named(app, "open_runs").fn(None).get("value") == ids[-1]
     assert fn_named(app, "open_runs").fn(ids[0]).get("value") == ids[0]  # a choice made earlier stays

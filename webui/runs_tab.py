@@ -14,6 +14,7 @@ from core.store.registry import EvalRecord, RunRecord
 from core.studio import Studio
 from webui import queue_panel, run_manage
 from webui.eval_views import eval_summary_markdown, headline
+from webui.i18n import t
 from webui.messages import esc, failure_markdown
 from webui.run_manage import ALL, filter_choices, wanted
 
@@ -26,10 +27,6 @@ LOSS_TITLE = "Loss: training, and eval on the eval split (hover for perplexity)"
 CALIBRATION_COLUMNS = ["run", "config", "device", "estimated peak", "est. allocated", "measured allocated",
                        "allocated error", "est. reserved", "measured reserved", "reserved error"]
 CALIBRATION_WIDTHS = ["5%", "23%", "12%", "8%", "8%", "8%", "9%", "8%", "8%", "11%"]
-CALIBRATION_HELP = (
-    "Each run that ends on CUDA (completed or stopped) records its measured peaks, `torch.cuda.max_memory_allocated` "
-    "and `max_memory_reserved`, beside the estimate it started with. Error = estimated − measured. The estimated "
-    "peak adds the CUDA context to the reserved figure. CPU runs record none.")
 MEMORY_TITLE = "Memory (MB)"
 CPU_MEMORY_TITLE = "Memory (MB): this CPU run's process RSS, and the GPU peak estimated for the card"
 MB_PER_GB = 1e9 / 2**20  # the estimate is in GB of 1e9 bytes, the measured curves in MB of 2**20
@@ -216,19 +213,22 @@ def build(studio: Studio) -> dict[str, Any]:
     first = studio.list_runs()
     filters = filter_choices(studio)
     with gr.Row():
-        by_status = gr.Dropdown(label="Status", choices=filters["status"], value=ALL, allow_custom_value=True)
-        by_method = gr.Dropdown(label="Method", choices=filters["method"], value=ALL, allow_custom_value=True)
-        by_dataset = gr.Dropdown(label="Dataset", choices=filters["dataset"], value=ALL, allow_custom_value=True)
+        by_status = gr.Dropdown(label=t("runs_by_status"),
+                                 choices=filters["status"], value=ALL, allow_custom_value=True)
+        by_method = gr.Dropdown(label=t("runs_by_method"),
+                                 choices=filters["method"], value=ALL, allow_custom_value=True)
+        by_dataset = gr.Dropdown(label=t("runs_by_dataset"),
+                                 choices=filters["dataset"], value=ALL, allow_custom_value=True)
     table = gr.Dataframe(value=runs_table(first, studio.latest_evaluations()), interactive=False,
-                         label="Runs (click a row to open it)")
+                         label=t("runs_table"))
     with gr.Row():
         initial = run_choices(first)
-        chosen = gr.Dropdown(label="Run", choices=initial, value=newest_id(first), allow_custom_value=True)
-        compare = gr.Dropdown(label="Compare loss with", choices=initial, multiselect=True,
+        chosen = gr.Dropdown(label=t("runs_run"), choices=initial, value=newest_id(first), allow_custom_value=True)
+        compare = gr.Dropdown(label=t("runs_compare"), choices=initial, multiselect=True,
                               allow_custom_value=True)
-        stop = gr.Button("Stop run", variant="stop")
-        resume = gr.Button("Resume run")
-        evaluate = gr.Button("Evaluate…")
+        stop = gr.Button(t("runs_stop"), variant="stop")
+        resume = gr.Button(t("runs_resume"))
+        evaluate = gr.Button(t("runs_evaluate"))
     action = gr.Markdown()
     details = gr.Markdown()
     manage = run_manage.build(studio, chosen, action)
@@ -237,21 +237,21 @@ def build(studio: Studio) -> dict[str, Any]:
                                 tooltip=["perplexity"])
         memory_plot = gr.LinePlot(memory_frame([]), x="step", y="MB", color="series", title=MEMORY_TITLE,
                                   height=300)
-    log = gr.Textbox(label="Log (tail, follows the end)", lines=12, max_lines=12, autoscroll=True,
+    log = gr.Textbox(label=t("runs_log"), lines=12, max_lines=12, autoscroll=True,
                      interactive=False)
-    with gr.Accordion(f"Raw metrics (the last {RAW_LINES} lines; Older pages back)", open=False):
+    with gr.Accordion(t("runs_raw"), open=False):
         raw_where = gr.Markdown()
         raw = gr.Code(label="metrics.jsonl", language="json", interactive=False, max_lines=20)
         with gr.Row():
-            older = gr.Button("◀ Older", size="sm", interactive=False)
-            newer = gr.Button("Newer ▶", size="sm", interactive=False)
+            older = gr.Button(t("runs_older"), size="sm", interactive=False)
+            newer = gr.Button(t("runs_newer"), size="sm", interactive=False)
         raw_older = gr.State(0)
     queue = queue_panel.build(studio)
-    with gr.Accordion("Memory calibration: estimated vs measured peaks (CUDA runs)", open=False) as calibration:
-        gr.Markdown(CALIBRATION_HELP)
+    with gr.Accordion(t("runs_calibration"), open=False) as calibration:
+        gr.Markdown(t("runs_calibration_help"))
         points = gr.Dataframe(lambda: calibration_table(studio.memory.calibration_points()), interactive=False,
-                              wrap=True, label="Calibration points", column_widths=CALIBRATION_WIDTHS)
-        refresh_points = gr.Button("Refresh", size="sm")
+                              wrap=True, label=t("runs_points"), column_widths=CALIBRATION_WIDTHS)
+        refresh_points = gr.Button(t("runs_refresh"), size="sm")
         points_json = gr.JSON(visible=False)
     metrics_json = gr.JSON(visible=False)
 
