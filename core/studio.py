@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from core.chat import RUN_PREFIX, ChatService, parse_run_choice
+from core.compare.ab_chat import ABPlan, ABUpdate
+from core.compare.service import Comparison, CompareService
 from core.datasets.catalog import DatasetCatalog, ImportRequest
 from core.datasets.importer import ProgressCallback
 from core.datasets.limits import ImportLimits, parse_size
@@ -57,6 +59,7 @@ class Studio:
         self.evals = EvalService(self.paths, self.registry, self.catalog, self.launcher)
         self._watchdog_stop = threading.Event()
         self._metrics = MetricsCache()  # the Runs tab polls: parse only what each run appended since
+        self.comparisons = CompareService(self.paths, self.registry, self.evals, self.memory, self._metrics)
         self.store_problem: str | None = None  # why the last registry write failed, until one succeeds again
 
     def start_watchdog(self) -> None:
@@ -257,3 +260,26 @@ class Studio:
         except (KeyError, ValueError):
             return {"ok": False, "reason": f"There is no model or run {choice!r}.", "card": self.memory.card(card)}
         return self.memory.chat_estimate(model, bits, card)
+
+    # --- comparison ---------------------------------------------------------------------------------------
+    def compare_runs(self, run_ids: list[Any], x: str = "step", smoothing: float = 0.0) -> Comparison:
+        """2 to 6 runs side by side: the summary (best marked), the curves against ``x`` (step, tokens or time;
+        training loss EMA-smoothed by ``smoothing``) and the config fields that differ."""
+        return self.comparisons.compare(run_ids, x, smoothing)
+
+    def export_comparison_csv(self, run_ids: list[Any]) -> Path:
+        return self.comparisons.export_csv(run_ids)
+
+    def export_comparison_charts(self, run_ids: list[Any], x: str = "step", smoothing: float = 0.0) -> list[Path]:
+        return self.comparisons.export_pngs(run_ids, x, smoothing)
+
+    def ab_chat_choices(self, run_ids: list[Any]) -> list[tuple[str, str]]:
+        return self.comparisons.chat_choices(run_ids)
+
+    def ab_chat_plan(self, choices: list[str], loading: str = "auto", card: Any = None) -> ABPlan:
+        """Whether these models fit together (then they answer side by side) or are loaded one after another."""
+        return self.comparisons.ab.plan(choices, loading, card)
+
+    def ab_chat_stream(self, choices: list[str], question: str, image: Path | None = None, **kwargs: Any
+                       ) -> Iterator[ABUpdate]:
+        return self.comparisons.ab.stream(choices, question, image, **kwargs)
