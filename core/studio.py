@@ -10,7 +10,7 @@ from typing import Any
 
 from core.chat import RUN_PREFIX, ChatService, parse_run_choice
 from core.compare.ab_chat import ABPlan, ABUpdate
-from core.compare.service import Comparison, CompareService
+from core.compare.service import CompareService, Comparison
 from core.datasets.catalog import DatasetCatalog, ImportRequest
 from core.datasets.importer import ProgressCallback
 from core.datasets.limits import ImportLimits, parse_size

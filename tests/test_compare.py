@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from core.compare.colours import PALETTE, colour_of, rgb_of
+from core.compare.config_diff import NOT_USED
 from core.compare.curves import ema
 from core.compare.summary import shown
 from core.problems import ProblemsError
@@ -120,9 +121,12 @@ def test_two_to_six_runs_are_compared(studio, two_runs) -> None:
 def test_config_diff_lists_only_differing_fields_by_label(studio, two_runs) -> None:
     diff = studio.compare_runs(list(two_runs)).diff
     by_field = {d.field: d for d in diff}
-    assert set(by_field) == {"run_name", "method", "quantization", "lora_r"}
+    # the 4-bit settings apply to the QLoRA run only; LISA's apply to neither run, so they are left out
+    assert set(by_field) == {"run_name", "method", "quantization", "lora_r", "quant_type", "double_quant",
+                             "compute_dtype"}
     assert by_field["lora_r"].label == "LoRA rank" and by_field["lora_r"].values == ["8", "16"]
     assert by_field["quantization"].values == ["none", "4bit"]
+    assert by_field["quant_type"].label == "4-bit type" and by_field["quant_type"].values == [NOT_USED, "nf4"]
 
 
 def test_csv_holds_the_table_the_config_diff_and_the_best(studio, two_runs, tmp_path: Path) -> None:
@@ -132,10 +136,11 @@ def test_csv_holds_the_table_the_config_diff_and_the_best(studio, two_runs, tmp_
     with path.open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["run id"]) for r in rows] == [a, b]
-    assert float(rows[0]["Final training loss"]) == 1.5 and float(rows[1]["Best eval loss"]) == 2.1
+    assert float(rows[0]["Final train loss"]) == 1.5 and float(rows[1]["Best eval loss"]) == 2.1
     assert float(rows[1]["Tokens/s"]) == pytest.approx(100.0)
-    assert rows[0]["Peak GPU allocated (GB)"] == "" and rows[1]["config: LoRA rank"] == "16"
-    assert "Final training loss" in rows[0]["best in"] and "Final training loss" not in rows[1]["best in"]
+    assert rows[0]["Peak GPU alloc. (GB)"] == "" and rows[1]["config: LoRA rank"] == "16"
+    assert rows[0]["config: 4-bit type"] == NOT_USED
+    assert "Final train loss" in rows[0]["best in"] and "Final train loss" not in rows[1]["best in"]
     assert "Tokens/s" in rows[1]["best in"]
 
 

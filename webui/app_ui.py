@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from core.studio import Studio
-from webui import chat_tab, datasets_tab, evaluate_tab, export_tab, runs_tab, train_tab
+from webui import chat_tab, compare_tab, datasets_tab, evaluate_tab, export_tab, runs_tab, train_tab
 
 TITLE = "Fine-tuning Studio"
 NOT_EVALUABLE = "Only a finished run (completed or stopped, with its result saved) can be evaluated."
@@ -22,6 +22,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                 train = train_tab.build(studio)
             with gr.Tab("Runs") as runs_page:
                 runs = runs_tab.build(studio)
+            with gr.Tab("Compare", id="compare") as compare_page:
+                compare = compare_tab.build(studio)
             with gr.Tab("Evaluate", id="evaluate") as evaluate_page:
                 evaluate = evaluate_tab.build(studio)
             with gr.Tab("Chat") as chat_page:
@@ -35,6 +37,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                           train["form"]["dataset"], api_visibility="private")
         runs_page.select(lambda: gr.update(choices=runs_tab.run_choices(studio.list_runs())), None, runs["chosen"],
                          api_visibility="private")
+        compare_page.select(compare["open"], compare["runs"], compare["runs"], api_visibility="private")
         chat_page.select(lambda: gr.update(choices=studio.chat_choices()), None, chat["model"],
                          api_visibility="private")
         export_page.select(lambda: gr.update(choices=export["choices"]()), None, export["chosen"],

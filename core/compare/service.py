@@ -90,9 +90,9 @@ class CompareService:
         return write_pngs(comparison.charts, x, comparison.summary.run_ids, dest_dir)
 
     def chat_choices(self, run_ids: list[Any]) -> list[tuple[str, str]]:
-        """What A/B chat can ask among these runs: each finished run's last result and its best one, then the
-        bases they trained from."""
-        found, bases = [], []
+        """What A/B chat can ask among these runs: each finished run's last result, then their best ones, then
+        the bases they trained from."""
+        found, bests, bases = [], [], []
         for run_id in dict.fromkeys(int(r) for r in run_ids or []):
             try:
                 run = self.registry.get_run(run_id)
@@ -102,8 +102,8 @@ class CompareService:
                 found.append((f"run {run.id}: {run.name} ({run.method}, last)", f"{RUN_PREFIX}{run.id}"))
                 info = best_info(run)
                 if info is not None:
-                    found.append((f"run {run.id}: {run.name} ({run.method}, best at step {info['step']})",
+                    bests.append((f"run {run.id}: {run.name} ({run.method}, best at step {info['step']})",
                                   f"{RUN_PREFIX}{run.id}{BEST_SUFFIX}"))
             if run.model not in bases:
                 bases.append(run.model)
-        return found + [(f"base: {b}", b) for b in bases]
+        return found + bests + [(f"base: {b}", b) for b in bases]

@@ -20,21 +20,35 @@ class Column:
     better: str | None = None
     unit: str = ""
 
+    @property
+    def help(self) -> str:
+        return COLUMN_HELP.get(self.key, "")
+
 
 COLUMNS = (
     Column("method", "Method"), Column("quantization", "Quantization"), Column("precision", "Precision"),
-    Column("trainable_params", "Trainable parameters"), Column("total_params", "Total parameters"),
-    Column("steps", "Steps"), Column("wall_time_s", "Wall time (whole job)", "lower", "s"),
-    Column("seconds_per_step", "Seconds per step", "lower", "s"),
+    Column("trainable_params", "Trainable params"), Column("total_params", "Total params"),
+    Column("steps", "Steps"), Column("wall_time_s", "Wall time", "lower", "s"),
+    Column("seconds_per_step", "s/step", "lower", "s"),
     Column("tokens_per_s", "Tokens/s", "higher"),
-    Column("peak_gpu_allocated_gb", "Peak GPU allocated", "lower", "GB"),
-    Column("peak_gpu_reserved_gb", "Peak GPU reserved", "lower", "GB"),
-    Column("peak_rss_gb", "Peak RSS (CPU)", "lower", "GB"),
-    Column("estimated_peak_gb", "Estimated GPU peak at start", None, "GB"),
-    Column("final_loss", "Final training loss", "lower"), Column("best_eval_loss", "Best eval loss", "lower"),
+    Column("peak_gpu_allocated_gb", "Peak GPU alloc.", "lower", "GB"),
+    Column("peak_gpu_reserved_gb", "Peak GPU resv.", "lower", "GB"),
+    Column("peak_rss_gb", "Peak RSS", "lower", "GB"),
+    Column("estimated_peak_gb", "Estimate at start", None, "GB"),
+    Column("final_loss", "Final train loss", "lower"), Column("best_eval_loss", "Best eval loss", "lower"),
 )
-RESULT_COLUMN = Column("result_bytes", "Result size on disk", "lower", "bytes")
+RESULT_COLUMN = Column("result_bytes", "Result size", "lower", "bytes")
 BEST_MARK = "★"
+COLUMN_HELP = {
+    "wall_time_s": "the whole job, model loading and evaluations included",
+    "seconds_per_step": "training time (from the first logging window to the last) per optimizer step",
+    "tokens_per_s": "training tokens seen per second of training time",
+    "peak_gpu_allocated_gb": "torch.cuda.max_memory_allocated over the run (CUDA runs)",
+    "peak_gpu_reserved_gb": "the highest torch.cuda.memory_reserved logged (CUDA runs)",
+    "peak_rss_gb": "the highest process RSS logged (CPU runs)",
+    "estimated_peak_gb": "the GPU peak the memory estimator predicted when the run started",
+    "result_bytes": "the final result folder on disk: an adapter, or full weights",
+}
 
 
 @dataclass
@@ -116,7 +130,8 @@ def best_of(columns: list[Column], run_ids: list[int], rows: list[dict[str, Any]
 
 def summarise(facts: list[RunFacts]) -> Summary:
     rows = [figures(f) for f in facts]
-    columns = [*COLUMNS, *eval_columns(rows), RESULT_COLUMN]
+    columns = [c for c in (*COLUMNS, *eval_columns(rows), RESULT_COLUMN)
+               if any(r.get(c.key) is not None for r in rows)]  # no GPU columns for CPU runs, and so on
     ids = [f.id for f in facts]
     return Summary(columns, ids, [f.label for f in facts], [f.colour for f in facts], rows,
                    best_of(columns, ids, rows))
