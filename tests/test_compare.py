@@ -153,3 +153,11 @@ def test_each_chart_is_written_as_a_png_in_the_runs_colours(studio, two_runs, tm
         assert image.format == "PNG" and image.width >= 900
         colours = {c for _, c in image.convert("RGB").getcolors(1 << 20)}
     assert rgb_of(colour_of(a)) in colours and rgb_of(colour_of(b)) in colours
+
+
+def test_chart_ticks_cover_the_whole_range() -> None:
+    from core.compare.charts import nice_ticks
+
+    for low, high in ((2, 9), (1.4, 2.5), (0, 4210.5), (5.55, 5.56), (3, 3)):
+        ticks = nice_ticks(low, high)
+        assert ticks[0] <= low and ticks[-1] >= high and len(ticks) <= 12, (low, high, ticks)

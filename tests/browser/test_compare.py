@@ -57,6 +57,12 @@ def line_points(chart) -> int:
     return max(counts, default=0)
 
 
+def settled(page) -> None:
+    """Wait until no component shows Gradio's progress overlay (a screenshot otherwise catches it faded)."""
+    page.wait_for_function("[...document.querySelectorAll('[data-testid=status-tracker]')]"
+                           ".every(t => t.classList.contains('hide'))", timeout=30_000)
+
+
 def pick(page, dropdown_label: str, option: re.Pattern) -> None:
     page.get_by_label(dropdown_label, exact=True).filter(visible=True).click()
     page.get_by_role("option", name=option).click()
@@ -111,6 +117,8 @@ def test_compare_lora_qlora_lisa(page, studio_server, tmp_path: Path, monkeypatc
     for name in ("loss", "eval_loss", "memory", "tokens_per_s"):
         assert line_points(page.locator(f"#compare-chart-{name}")) > 0, name
     ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 1700, "height": 1000})  # the whole table in the picture for the issue note
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "compare-table-and-charts.png"), full_page=True)
 
     page.get_by_label("Tokens seen").check()
@@ -126,6 +134,7 @@ def test_compare_lora_qlora_lisa(page, studio_server, tmp_path: Path, monkeypatc
     plan.get_by_text("fit together").wait_for(timeout=60_000)
     page.wait_for_function("[0, 1, 2].every(i => { const a = document.querySelector(`#compare-ab-answer-${i} "
                            "textarea`); return a && a.value.trim().length > 0; })", timeout=60_000)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "compare-ab-chat.png"), full_page=True)
 
     page.get_by_role("button", name="Export the comparison (CSV)").click()
@@ -141,3 +150,8 @@ def test_compare_lora_qlora_lisa(page, studio_server, tmp_path: Path, monkeypatc
     for run_id, loss in losses.items():
         assert float(rows[run_id]["Final train loss"]) == pytest.approx(loss)
     shutil.copy(saved, ARTIFACTS / "compare-export.csv")
+
+    page.get_by_role("button", name="Export the charts (PNG)").click()
+    names = [f"{name}-by-tokens" for name in ("loss", "eval_loss", "memory", "tokens_per_s")]
+    page.wait_for_function("names => names.every(n => document.querySelector('#compare-downloads').innerText"
+                           ".includes(n))", arg=names, timeout=30_000)
