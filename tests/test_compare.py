@@ -161,3 +161,14 @@ def test_chart_ticks_cover_the_whole_range() -> None:
     for low, high in ((2, 9), (1.4, 2.5), (0, 4210.5), (5.55, 5.56), (3, 3)):
         ticks = nice_ticks(low, high)
         assert ticks[0] <= low and ticks[-1] >= high and len(ticks) <= 12, (low, high, ticks)
+
+
+def test_a_finished_cuda_runs_true_peaks_and_its_estimate_are_shown(studio, two_runs) -> None:
+    a, b = two_runs
+    estimate = {"total_gb": 5.5, "allocated_gb": 4.0, "reserved_gb": 4.6, "breakdown": {}}
+    studio.registry.set_run_estimate(b, **estimate)
+    studio.registry.add_calibration_point(run_id=b, config={}, estimate=estimate, measured_allocated_gb=4.3,
+                                          measured_reserved_gb=4.9)
+    rows = studio.compare_runs([a, b]).summary.rows
+    assert (rows[1]["peak_gpu_allocated_gb"], rows[1]["peak_gpu_reserved_gb"]) == (4.3, 4.9)
+    assert rows[1]["estimated_peak_gb"] == 5.5 and rows[0]["estimated_peak_gb"] is None

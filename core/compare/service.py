@@ -64,6 +64,10 @@ class CompareService:
     def facts(self, run_ids: list[Any]) -> list[RunFacts]:
         ids = parse_ids(run_ids)
         evaluations = self.evals.latest_by_run()
+        measured: dict[int, Any] = {}
+        for point in self.registry.list_calibration_points():  # newest first: keep each run's newest
+            if point.run_id is not None:
+                measured.setdefault(point.run_id, point)
         found = []
         for run_id in ids:
             try:
@@ -71,7 +75,11 @@ class CompareService:
             except KeyError:
                 raise ProblemsError([Problem(f"there is no run {run_id}", field="runs")]) from None
             evaluation = evaluations[run_id].summary if run_id in evaluations else None
-            found.append(gather(run, self._metrics.read(Path(run.run_dir)), evaluation))
+            facts = gather(run, self._metrics.read(Path(run.run_dir)), evaluation)
+            if run_id in measured:  # a finished CUDA run's true peaks, as torch reported them at the end
+                facts.extra["measured_gb"] = {"allocated": measured[run_id].measured_allocated_gb,
+                                              "reserved": measured[run_id].measured_reserved_gb}
+            found.append(facts)
         return found
 
     def compare(self, run_ids: list[Any], x: str = "step", smoothing: float = 0.0) -> Comparison:

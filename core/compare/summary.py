@@ -44,7 +44,8 @@ COLUMN_HELP = {
     "seconds_per_step": "training time (from the first logging window to the last) per optimizer step",
     "tokens_per_s": "training tokens seen per second of training time",
     "peak_gpu_allocated_gb": "torch.cuda.max_memory_allocated over the run (CUDA runs)",
-    "peak_gpu_reserved_gb": "the highest torch.cuda.memory_reserved logged (CUDA runs)",
+    "peak_gpu_reserved_gb": "torch.cuda.max_memory_reserved at the end of a finished CUDA run; while it runs, the "
+                            "highest memory_reserved logged",
     "peak_rss_gb": "the highest process RSS logged (CPU runs)",
     "estimated_peak_gb": "the GPU peak the memory estimator predicted when the run started",
     "result_bytes": "the final result folder on disk: an adapter, or full weights",
@@ -88,14 +89,16 @@ def figures(facts: RunFacts) -> dict[str, Any]:
     eval_losses = [float(e["eval_loss"]) for e in facts.evals if isinstance(e.get("eval_loss"), int | float)]
     best_eval = min(eval_losses) if eval_losses else (run.eval_summary or {}).get("best_loss")
     config = facts.config
+    measured = facts.extra.get("measured_gb") or {}
     values: dict[str, Any] = {
         "method": run.method, "quantization": str(config.get("quantization", "none")),
         "precision": str(config.get("precision", "")),
         "trainable_params": params.get("trainable"), "total_params": params.get("total"), "steps": steps,
         "wall_time_s": wall, "seconds_per_step": trained_s / steps if trained_s and steps else None,
         "tokens_per_s": tokens / trained_s if trained_s else None,
-        "peak_gpu_allocated_gb": _peak(train, "mem_peak_allocated_mb"),
-        "peak_gpu_reserved_gb": _peak(train, "mem_reserved_mb"), "peak_rss_gb": _peak(train, "mem_rss_mb"),
+        "peak_gpu_allocated_gb": measured.get("allocated", _peak(train, "mem_peak_allocated_mb")),
+        "peak_gpu_reserved_gb": measured.get("reserved", _peak(train, "mem_reserved_mb")),
+        "peak_rss_gb": _peak(train, "mem_rss_mb"),
         "estimated_peak_gb": (run.estimate or {}).get("total_gb"), "final_loss": _last(train, "loss"),
         "best_eval_loss": best_eval, "result_bytes": facts.result_bytes,
     }
