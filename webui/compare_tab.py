@@ -96,7 +96,7 @@ def build(studio: Studio) -> dict[str, Any]:
     with gr.Row():
         runs = gr.Dropdown(label="Runs to compare", choices=run_choices(studio.list_runs()), multiselect=True,
                            max_choices=MAX_RUNS, scale=4, elem_id="compare-runs")
-        refresh = gr.Button("Refresh", scale=1)
+        refresh = gr.Button("Refresh", scale=1)  # runs still training: the figures as they are now
     notice = gr.Markdown(elem_id="compare-notice")
     summary = gr.HTML(elem_id="compare-summary")
     with gr.Row():
@@ -195,7 +195,8 @@ def build(studio: Studio) -> dict[str, Any]:
     gr.on([runs.change, x_axis.change, smoothing.release], show, [runs, x_axis, smoothing],
           [notice, summary, drawn, diff], api_name="compare")
     runs.change(chat_models, runs, ab_models, api_visibility="private")
-    refresh.click(open_tab, runs, runs, api_visibility="private")
+    refresh.click(open_tab, runs, runs, api_visibility="private").then(
+        show, [runs, x_axis, smoothing], [notice, summary, drawn, diff], api_visibility="private")
     export_csv.click(do_csv, runs, [downloads, export_notice], api_name="compare_csv")
     export_png.click(do_png, [runs, x_axis, smoothing], [downloads, export_notice], api_name="compare_png")
     ask.click(do_ask, [ab_models, ab_image, ab_question, ab_tokens, runs], [ab_plan, *answers], api_name="ab_chat")
