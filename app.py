@@ -94,6 +94,7 @@ def launch(args: argparse.Namespace, *, block: bool = True) -> tuple[object, obj
     studio = Studio(args.data_dir)
     studio.set_upload_limit(args.max_upload)  # the same limit for browser uploads and server paths
     studio.start_watchdog()
+    studio.start_queue()  # waiting runs start in turn, with or without a browser; a queue left earlier resumes
     app = build_app(studio)
     app.queue(default_concurrency_limit=4)
     policy = HostPolicy(args.host, args.port, allowed_hosts(args))

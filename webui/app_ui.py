@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from core.studio import Studio
@@ -35,8 +37,12 @@ def build_app(studio: Studio) -> gr.Blocks:
         # Lists that other tabs change are re-read when their tab opens.
         train_page.select(lambda: gr.update(choices=[d.name for d in studio.list_datasets()]), None,
                           train["form"]["dataset"], api_visibility="private")
-        runs_page.select(lambda: gr.update(choices=runs_tab.run_choices(studio.list_runs())), None, runs["chosen"],
-                         api_visibility="private")
+        def open_runs(chosen: int | None) -> Any:
+            """The Runs tab opens on the run chosen before, else the newest."""
+            found = studio.list_runs()
+            return gr.update(choices=runs_tab.run_choices(found), value=runs_tab.keep_or_newest(chosen, found))
+
+        runs_page.select(open_runs, runs["chosen"], runs["chosen"], api_visibility="private")
         compare_page.select(compare["open"], compare["runs"], compare["runs"], api_visibility="private")
         chat_page.select(lambda: gr.update(choices=studio.chat_choices()), None, chat["model"],
                          api_visibility="private")

@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from core.runs.comparison_launch import DEFAULT_METHODS
 from core.runs.launcher import shell_text
 from core.studio import Studio
 from core.train_config import STARTER_MODEL, TINY_MODEL, TrainConfig
@@ -15,6 +16,14 @@ from webui.builds import build_panel
 from webui.form import build_form
 from webui.messages import esc, failure_markdown, problems_markdown
 
+STARTED = "🚀 Started run **{run_id}** ({name}). Follow it in the Runs tab."
+QUEUED = ("⏳ Run **{run_id}** ({name}) is in the job queue, place {place}: {why}. It starts by itself when its turn "
+          "comes; the Runs tab shows the queue.")
+COMPARISON_QUEUED = ("🚀 Queued a comparison of {n} runs on the same data and budget; they run one after another. "
+                     "Follow them in the Runs tab, then compare them.")
+COMPARE_HELP = ("Queues one run per chosen method from this form: the same model, data, steps, batch, learning rate "
+                "and seed; QLoRA gets a 4-bit base, the others a full-precision one. Each is named "
+                "\"<run name> · <method>\" and checked before any is queued.")
 HEADLESS_HINT = "Run the same thing without the studio (the config file is written when the run starts):"
 VERDICT_ICONS = {"fits": "✅", "tight": "⚠️", "will not fit": "❌"}
 MODEL_PARTS = "**{family}**: {parts}."
@@ -122,6 +131,36 @@ def applied_markdown(result: dict[str, Any]) -> str:
             f"({VERDICT_ICONS[result['after_verdict']]} {result['after_verdict']}).")
 
 
+def method_choices() -> list[tuple[str, str]]:
+    from core.methods import all_methods
+
+    return [(m.label, m.name) for m in all_methods()]
+
+
+def warnings_markdown(warnings: list[Any]) -> str:
+    """Warnings shown above everything else: a run that starts anyway should not surprise anyone."""
+    return f"### ⚠️ Before this runs\n\n{problems_markdown(warnings, 'Check warns:')}"
+
+
+def started_markdown(studio: Studio, run_id: int, name: str) -> str:
+    """Started at once, or waiting in the queue: at which place and why."""
+    place = studio.queue_place(run_id)
+    if place is None:
+        return STARTED.format(run_id=run_id, name=esc(name))
+    return QUEUED.format(run_id=run_id, name=esc(name), place=place.place, why=esc(place.waiting_reason))
+
+
+def comparison_markdown(studio: Studio, ids: list[int], warnings: list[Any]) -> str:
+    lines = [COMPARISON_QUEUED.format(n=len(ids)), ""]
+    for run_id in ids:
+        run = studio.registry.get_run(run_id)
+        place = studio.queue_place(run_id)
+        lines.append(f"- run {run_id}: **{esc(run.name)}** — " +
+                     (f"waiting, place {place.place}" if place else "started"))
+    text = "\n".join(lines)
+    return f"{warnings_markdown(warnings)}\n\n{text}" if warnings else text
+
+
 def build(studio: Studio) -> dict[str, Any]:
     gr.Markdown("### New training run")
     names = [d.name for d in studio.list_datasets()]
@@ -136,6 +175,13 @@ def build(studio: Studio) -> dict[str, Any]:
     with gr.Row():
         check = gr.Button("Check")
         start = gr.Button("Start training", variant="primary")
+        start_now = gr.Button("Start now, beside running ones")
+    with gr.Accordion("Launch a comparison", open=False):
+        gr.Markdown(COMPARE_HELP)
+        with gr.Row():
+            methods = gr.CheckboxGroup(label="Methods", choices=method_choices(), value=list(DEFAULT_METHODS),
+                                       scale=3)
+            launch = gr.Button("Launch a comparison", variant="primary", scale=1)
     status = gr.Markdown()
     run_id = gr.Number(label="Started run", precision=0, interactive=False, visible=False)
     with gr.Accordion("Headless command and config.json", open=False):
@@ -155,18 +201,35 @@ def build(studio: Studio) -> dict[str, Any]:
             verdict = f"✅ Ready to start.{notes}"
         return verdict, preview, config.to_json()
 
-    def do_start(*args: Any) -> tuple[str, str, str, Any]:
+    def do_start(*args: Any, now: bool = False) -> tuple[str, str, str, Any]:
+        values = values_of(args)
         try:
-            new_id = studio.start_run(values_of(args))
+            new_id = studio.start_run(values, start_now=now)
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
             return failure_markdown(e), "", "", gr.update(visible=False)
         view = studio.run_view(new_id)
-        text = (f"🚀 Started run **{new_id}** ({view.run.name}). Follow it in the Runs tab.\n\n"
-                f"{HEADLESS_HINT}")
+        warnings = [p for p in studio.check_config(values)[1] if p.severity == "warning"]
+        text = f"{started_markdown(studio, new_id, view.run.name)}\n\n{HEADLESS_HINT}"
+        if warnings:
+            text = f"{warnings_markdown(warnings)}\n\n{text}"
         return text, view.command, json.dumps(view.run.config, indent=2), gr.update(value=new_id, visible=True)
+
+    def do_start_now(*args: Any) -> tuple[str, str, str, Any]:
+        return do_start(*args, now=True)
+
+    def do_launch(*args: Any) -> str:
+        values, chosen = values_of(args[:-1]), list(args[-1] or [])
+        try:
+            ids = studio.launch_comparison(values, chosen)
+        except Exception as e:  # noqa: BLE001
+            return failure_markdown(e)
+        warnings = [p for p in studio.check_comparison(values, chosen) if p.severity == "warning"]
+        return comparison_markdown(studio, ids, warnings)
 
     check.click(do_check, inputs, [status, command, config_json], api_name="check_config")
     start.click(do_start, inputs, [status, command, config_json, run_id], api_name="start_run")
+    start_now.click(do_start_now, inputs, [status, command, config_json, run_id], api_name="start_run_now")
+    launch.click(do_launch, [*inputs, methods], status, api_name="launch_comparison")
     return {"form": form, "run_id": run_id, "memory": memory, "builds": builds}
 
 
