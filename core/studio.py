@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.chat import RUN_PREFIX, ChatService, parse_run_choice
-from core.compare.ab_chat import ABPlan, ABUpdate
+from core.compare.ab_chat import ABUpdate
 from core.compare.service import CompareService, Comparison
 from core.datasets.catalog import DatasetCatalog, ImportRequest
 from core.datasets.importer import ProgressCallback
@@ -381,8 +381,7 @@ class Studio:
 
     # --- comparison ---------------------------------------------------------------------------------------
     def compare_runs(self, run_ids: list[Any], x: str = "step", smoothing: float = 0.0) -> Comparison:
-        """2 to 6 runs side by side: the summary (best marked), the curves against ``x`` (step, tokens or time;
-        training loss EMA-smoothed by ``smoothing``) and the config fields that differ."""
+        """2 to 6 runs side by side: summary (best marked), curves against ``x`` (EMA ``smoothing``), config diff."""
         return self.comparisons.compare(run_ids, x, smoothing)
 
     def export_comparison_csv(self, run_ids: list[Any]) -> Path:
@@ -394,10 +393,7 @@ class Studio:
     def ab_chat_choices(self, run_ids: list[Any]) -> list[tuple[str, str]]:
         return self.comparisons.chat_choices(run_ids)
 
-    def ab_chat_plan(self, choices: list[str], loading: str = "auto", card: Any = None) -> ABPlan:
-        """Whether these models fit together (then they answer side by side) or are loaded one after another."""
-        return self.comparisons.ab.plan(choices, loading, card)
-
-    def ab_chat_stream(self, choices: list[str], question: str, image: Path | None = None, **kwargs: Any
+    def ab_chat_stream(self, choices: list[str], question: str, image: Path | None = None, **kw: Any
                        ) -> Iterator[ABUpdate]:
-        return self.comparisons.ab.stream(choices, question, image, **kwargs)
+        """The same question (and image) to 2-4 models: together when the estimator says they fit, else in turn."""
+        return self.comparisons.ab.stream(choices, question, image, **kw)

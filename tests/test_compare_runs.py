@@ -68,7 +68,8 @@ def question_and_image(trained) -> tuple[str, Path]:
 def test_two_checkpoints_fit_together_on_a_large_card_and_not_on_a_tiny_one(trained) -> None:
     studio, lora, lisa = trained
     choices = [f"run:{lora.run.id}", f"run:{lisa.run.id}"]
-    large, tiny = studio.ab_chat_plan(choices, card="80"), studio.ab_chat_plan(choices, card="0.05")
+    plan = studio.comparisons.ab.plan
+    large, tiny = plan(choices, card="80"), plan(choices, card="0.05")
     assert large.together and "fit together" in large.message
     assert not tiny.together and "one after another" in tiny.message
     assert tiny.needed_gb == pytest.approx(large.needed_gb) and tiny.needed_gb > 0
