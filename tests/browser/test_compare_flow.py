@@ -16,17 +16,26 @@ from conftest import ARTIFACTS, ROOT
 from core.runs.files import read_metrics
 
 DATASET = "shapes-compare"
-STEPS = 40
-METHODS = {"lora": {}, "qlora": {"quantization": "4bit", "compute_dtype": "fp32"}, "lisa": {"lisa_layers": 1}}
+STEPS = 24
 FINISHED = ("completed", "stopped", "failed", "failed_oom", "lost")
 
 
-def launch_comparison(studio, dataset: str) -> list[int]:
-    """LoRA, QLoRA and LISA on the same data and budget. The one step the queue's "Launch a comparison" button
-    will take over."""
-    return [studio.start_run({"run_name": f"compare-{method}", "dataset": dataset, "method": method,
-                              "max_steps": STEPS, "batch_size": 2, "eval_steps": 10, "eval_max_rows": 4,
-                              **extra}) for method, extra in METHODS.items()]
+def launch_comparison(page, studio) -> list[int]:
+    """LoRA, QLoRA and LISA on the same data and budget, with the Train tab's "Launch a comparison" (the queue
+    runs them one after another); returns the new runs' ids in launch order."""
+    before = {r.id for r in studio.list_runs()}
+    page.get_by_role("tab", name="Train").click()
+    field(page, "textbox", "Run name").fill("compare")  # the form's labels carry their help text too
+    field(page, "combobox", "Dataset").click()
+    page.get_by_role("option", name=DATASET, exact=True).click()
+    for label, value in (("Max steps", STEPS), ("Micro-batch size", 2)):
+        box = field(page, "spinbutton", label)
+        box.fill(str(value))
+        box.press("Tab")
+    page.get_by_text("Launch a comparison").first.click()  # open its accordion
+    page.get_by_role("button", name="Launch a comparison").last.click()
+    page.get_by_text("Queued a comparison of 3 runs").wait_for(timeout=60_000)
+    return sorted(r.id for r in studio.list_runs() if r.id not in before)
 
 
 def upload_dataset(page, tmp_path: Path) -> None:
@@ -63,6 +72,11 @@ def settled(page) -> None:
                            ".every(t => t.classList.contains('hide'))", timeout=30_000)
 
 
+def field(page, role: str, label: str):
+    """The visible input of a role whose name (its label, then its help text) starts with ``label``."""
+    return page.get_by_role(role, name=re.compile("^" + re.escape(label))).filter(visible=True)
+
+
 def pick(page, dropdown_label: str, option: re.Pattern) -> None:
     page.get_by_label(dropdown_label, exact=True).filter(visible=True).click()
     page.get_by_role("option", name=option).click()
@@ -72,17 +86,18 @@ def test_compare_lora_qlora_lisa(page, studio_server, tmp_path: Path, monkeypatc
     studio = studio_server[1]
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # three tiny jobs share the cores: one thread each is faster
     upload_dataset(page, tmp_path)
-    ids = launch_comparison(studio, DATASET)
-    lisa = ids[-1]
+    ids = launch_comparison(page, studio)
+    assert [studio.registry.get_run(i).method for i in ids] == ["lora", "qlora", "lisa"]
+    first = ids[0]  # the queue starts it at once: its chart grows while the page watches
 
     page.get_by_role("tab", name="Runs").click()
     chart = page.locator("div.vega-embed", has_text=RUNS_LOSS_CHART)
     seen: list[int] = []
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
         if not seen or seen[-1] == 0:
             try:
-                pick(page, "Run", re.compile(f"^{lisa}: compare-lisa"))
+                pick(page, "Run", re.compile(f"^{first}: "))
             except Exception:  # noqa: BLE001 - the list refreshes every 2 s; try again next round
                 pass
         seen.append(line_points(chart))
@@ -114,6 +129,7 @@ def test_compare_lora_qlora_lisa(page, studio_server, tmp_path: Path, monkeypatc
     assert "★" in summary.locator(f"tr[data-run='{best}'] td[data-col='final_loss']").inner_text()
     assert summary.locator("td.best[data-col='final_loss']").count() == 1
     assert page.locator("#compare-diff").get_by_text("LISA layers (γ)").count() == 1
+    assert page.locator("#compare-diff tr[data-field='method']").count() == 1
     for name in ("loss", "eval_loss", "memory", "tokens_per_s"):
         assert line_points(page.locator(f"#compare-chart-{name}")) > 0, name
     ARTIFACTS.mkdir(exist_ok=True)
