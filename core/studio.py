@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from core.chat import RUN_PREFIX, ChatService, parse_run_choice
+from core.compare.ab_chat import ABUpdate
+from core.compare.service import CompareService, Comparison
 from core.datasets.catalog import DatasetCatalog, ImportRequest
 from core.datasets.importer import ProgressCallback
 from core.datasets.limits import ImportLimits, parse_size
@@ -74,6 +76,7 @@ class Studio:
         self.queue = JobQueue(self.registry, self.launcher, self.memory)
         self._watchdog_stop = threading.Event()
         self._metrics = MetricsCache()  # the Runs tab polls: parse only what each run appended since
+        self.comparisons = CompareService(self.paths, self.registry, self.evals, self.memory, self._metrics)
         self.store_problem: str | None = None  # why the last registry write failed, until one succeeds again
 
     def start_watchdog(self) -> None:
@@ -383,3 +386,22 @@ class Studio:
         except (KeyError, ValueError):
             return {"ok": False, "reason": f"There is no model or run {choice!r}.", "card": self.memory.card(card)}
         return self.memory.chat_estimate(model, bits, card)
+
+    # --- comparison ---------------------------------------------------------------------------------------
+    def compare_runs(self, run_ids: list[Any], x: str = "step", smoothing: float = 0.0) -> Comparison:
+        """2 to 6 runs side by side: summary (best marked), curves against ``x`` (EMA ``smoothing``), config diff."""
+        return self.comparisons.compare(run_ids, x, smoothing)
+
+    def export_comparison_csv(self, run_ids: list[Any]) -> Path:
+        return self.comparisons.export_csv(run_ids)
+
+    def export_comparison_charts(self, run_ids: list[Any], x: str = "step", smoothing: float = 0.0) -> list[Path]:
+        return self.comparisons.export_pngs(run_ids, x, smoothing)
+
+    def ab_chat_choices(self, run_ids: list[Any]) -> list[tuple[str, str]]:
+        return self.comparisons.chat_choices(run_ids)
+
+    def ab_chat_stream(self, choices: list[str], question: str, image: Path | None = None, **kw: Any
+                       ) -> Iterator[ABUpdate]:
+        """The same question (and image) to 2-4 models: together when the estimator says they fit, else in turn."""
+        return self.comparisons.ab.stream(choices, question, image, **kw)

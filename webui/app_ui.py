@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from core.studio import Studio
-from webui import chat_tab, datasets_tab, evaluate_tab, export_tab, runs_tab, train_tab
+from webui import chat_tab, compare_tab, datasets_tab, evaluate_tab, export_tab, runs_tab, train_tab
 from webui.i18n import language_switch, locale_probe, relabel_tabs, t, text
 
 TITLE = "Fine-tuning Studio"
@@ -36,6 +36,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                 train = train_tab.build(studio, locale)
             with gr.Tab(t("tab_runs")) as runs_page:
                 runs = runs_tab.build(studio)
+            with gr.Tab(t("tab_compare"), id="compare") as compare_page:
+                compare = compare_tab.build(studio)
             with gr.Tab(t("tab_evaluate"), id="evaluate") as evaluate_page:
                 evaluate = evaluate_tab.build(studio)
             with gr.Tab(t("tab_chat")) as chat_page:
@@ -54,6 +56,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             return gr.update(choices=runs_tab.run_choices(found), value=runs_tab.keep_or_newest(chosen, found))
 
         runs_page.select(open_runs, runs["chosen"], runs["chosen"], api_visibility="private")
+        compare_page.select(compare["open"], compare["runs"], compare["runs"], api_visibility="private")
         chat_page.select(lambda: gr.update(choices=studio.chat_choices()), None, chat["model"],
                          api_visibility="private")
         export_page.select(lambda: gr.update(choices=export["choices"]()), None, export["chosen"],

@@ -162,7 +162,7 @@ def started_markdown(studio: Studio, run_id: int, name: str) -> str:
 
 
 def comparison_markdown(studio: Studio, ids: list[int], warnings: list[Any]) -> str:
-    lines = [f"{text('train_comparison_queued')} ({len(ids)})", ""]
+    lines = [text("train_comparison_queued"), ""]
     for run_id in ids:
         run = studio.registry.get_run(run_id)
         place = studio.queue_place(run_id)

@@ -12,6 +12,7 @@ STRINGS: dict[str, str] = {
     "tab_datasets": "Datasets",
     "tab_train": "Train",
     "tab_runs": "Runs",
+    "tab_compare": "Compare",
     "tab_evaluate": "Evaluate",
     "tab_chat": "Chat",
     "tab_export": "Export",
@@ -44,8 +45,8 @@ STRINGS: dict[str, str] = {
     "train_queued_follow": "It starts by itself when its turn comes; the Runs tab shows the queue.",
     "train_before_runs": "### ⚠️ Before this runs",
     "train_check_warns": "Check warns:",
-    "train_comparison_queued": "🚀 Queued a comparison on the same data and budget; the runs go one after another. "
-                               "Follow them in the Runs tab, then compare them. Runs queued",
+    "train_comparison_queued": "🚀 Queued a comparison: its runs go one after another, on the same data and budget. "
+                               "Follow them in the Runs tab, then compare them.",
     "train_waiting_place": "waiting, place",
     "train_state_started": "started",
     "train_heading": "### New training run",

@@ -11,6 +11,7 @@ STRINGS: dict[str, str] = {
     "tab_datasets": "数据集",
     "tab_train": "训练",
     "tab_runs": "运行",
+    "tab_compare": "对比",
     "tab_evaluate": "评测",
     "tab_chat": "对话",
     "tab_export": "导出",
@@ -41,8 +42,7 @@ STRINGS: dict[str, str] = {
     "train_queued_follow": "轮到它时会自动开始；“运行”页显示队列。",
     "train_before_runs": "### ⚠️ 开始之前",
     "train_check_warns": "检查提示：",
-    "train_comparison_queued": ("🚀 已在相同数据和预算上排队一组对比，依次运行。"
-                                "请在“运行”页跟踪，然后进行比较。已排队的运行数"),
+    "train_comparison_queued": "🚀 已排队一组对比：在相同数据和预算上依次运行。请在“运行”页跟踪，然后进行比较。",
     "train_waiting_place": "等待中，位置",
     "train_state_started": "已开始",
     "train_heading": "### 新建训练",
