@@ -43,6 +43,7 @@ class RunView:
     metrics: list[dict[str, Any]]
     log: str
     command: str
+    tensorboard: str | None = None  # `tensorboard --logdir ...` for a run that reports to TensorBoard
 
 
 class Studio:
@@ -175,7 +176,8 @@ class Studio:
         run = self.registry.get_run(run_id)
         run_dir = Path(run.run_dir)
         tail = quiet_tail(log_tail(run_dir, log_bytes))
-        return RunView(run, self._metrics.read(run_dir), tail, self.launcher.command_of(run))
+        return RunView(run, self._metrics.read(run_dir), tail, self.launcher.command_of(run),
+                       self.launcher.tensorboard_command(run))
 
     def stop_run(self, run_id: int) -> bool:
         return self.launcher.stop(run_id)

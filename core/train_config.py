@@ -10,6 +10,7 @@ from typing import Any
 
 from core.config_fields import check_field, coerce, option
 from core.problems import Problem, ProblemsError
+from core.scale import speed_and_scale_problems
 
 TINY_MODEL = "tiny-random-llava"
 STARTER_MODEL = "starter-vlm"  # a real small LLaVA built on first use from PyPI wheels (core/models/starter/)
@@ -23,6 +24,11 @@ QUANT_TYPES = ("nf4", "fp4")
 COMPUTE_DTYPES = ("bf16", "fp16", "fp32")
 FREEZE_PRESETS = ("custom", "llava_stage1", "llava_stage2")
 IMAGE_TILINGS = ("default", "on", "off")
+ATTENTIONS = ("auto", "sdpa", "flash_attention_2", "eager")
+STRATEGIES = (("DDP (a full copy per GPU)", "ddp"), ("FSDP (shards weights, gradients and optimizer)", "fsdp"),
+              ("DeepSpeed ZeRO-2 (shards gradients and optimizer)", "deepspeed_zero2"),
+              ("DeepSpeed ZeRO-3 (shards everything)", "deepspeed_zero3"))
+REPORT_TO = ("none", "tensorboard", "wandb")
 LORA_METHODS = ["lora", "qlora"]
 PROMPT_METHODS = ["prompt", "prefix", "ptuning"]
 PART_METHODS = ["full", "freeze", "lisa"]
@@ -222,6 +228,39 @@ class TrainConfig:
         0, "Early stopping patience", "Stop after this many evaluations in a row without a lower eval loss; "
         "0 turns early stopping off.", min=0, max=100_000, group="eval")
 
+    group_by_length: bool = option(
+        True, "Group by length", "Sort samples by length (images apart from text) inside mega-batches of 50 "
+        "micro-batches, so a batch pads little; the order is still shuffled from the seed.", group="speed")
+    packing: bool = option(
+        False, "Padding-free packing", "Text-only batches are one row of concatenated samples (positions restart "
+        "per sample, attention stays inside each): no padding at all. Batches with images are padded as usual.",
+        group="speed")
+    chunked_loss: bool = option(
+        False, "Chunked cross-entropy", "Compute the loss 1024 tokens at a time, recomputing each chunk's logits in "
+        "the backward pass: the full-length logits (vocabulary x tokens) never exist. Helps long contexts.",
+        group="speed")
+    attention: str = option(
+        "auto", "Attention", "auto: FlashAttention-2 when flash-attn is installed on CUDA, else PyTorch SDPA.",
+        choices=ATTENTIONS, group="speed")
+    liger: bool = option(
+        False, "Liger kernels", "Fused Triton kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy) from "
+        "liger-kernel; CUDA only.", group="speed")
+    gpus: str = option(
+        "", "GPUs", "Empty or 1: one process. A number N: N processes (on GPUs 0..N-1; on CPU, N CPU processes). "
+        "A list such as 0,2: those GPUs, one process each. Several processes start through accelerate launch.",
+        group="scale")
+    strategy: str = option(
+        "ddp", "Strategy", "How several GPUs share the work: DDP keeps a copy per GPU; FSDP and DeepSpeed ZeRO shard "
+        "it (DeepSpeed needs the deepspeed package).", choices=STRATEGIES, group="scale")
+    offload: bool = option(
+        False, "CPU offload", "FSDP / DeepSpeed: keep optimizer states (ZeRO-3 and FSDP: parameters too) in CPU "
+        "memory; slower, fits more.", group="scale", shown_when={"strategy": ["fsdp", "deepspeed_zero2",
+                                                                              "deepspeed_zero3"]})
+    report_to: str = option(
+        "none", "Report to", "Also write the metrics for TensorBoard (into the run folder's tensorboard/) or "
+        "Weights & Biases (offline unless WANDB_MODE says otherwise; needs the wandb package).",
+        choices=REPORT_TO, group="scale")
+
     # --- construction -------------------------------------------------------------------------------------
     @classmethod
     def fields(cls) -> tuple[dataclasses.Field, ...]:
@@ -320,6 +359,7 @@ class TrainConfig:
                                     field="lora_custom_targets"))
         device_problems, uses_cuda = self._device_problems(cuda_available)
         problems.extend(device_problems)
+        problems.extend(speed_and_scale_problems(self, uses_cuda))
         if self.method in _method_names():
             from core.methods import get_method
             from core.methods.base import Target

@@ -16,6 +16,8 @@ GROUP_TITLES = {
     "hyper": "Hyperparameters",
     "output": "Logging and checkpoints",
     "eval": "Evaluation during training",
+    "speed": "Speed",
+    "scale": "GPUs and tracking",
 }
 
 
