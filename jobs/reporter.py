@@ -75,6 +75,7 @@ class Reporter:
             self.progress(total_steps=total_steps)
             return
         self._keep(status="running", total_steps=total_steps)
+        say("status: running")
         self._store(self.registry.set_status, self.run_id, "running", kind=self.kind, pid=self._kept["pid"],
                     pid_started_at=self._kept["pid_started_at"], heartbeat_at=time.time(), total_steps=total_steps)
         self._heartbeat.start()
@@ -130,6 +131,7 @@ class Reporter:
             except OSError:
                 pass  # a line lost on a full disk; the status below matters more
         self._keep(status=status, error=error, exit_code=exit_code, **fields)
+        say(f"status: {status}")
         return self._store(self.registry.set_status, self.run_id, status, kind=self.kind, error=error,
                            exit_code=exit_code, heartbeat_at=time.time(), **fields)
 
