@@ -87,8 +87,9 @@ class PackingCollator(Collator):
         extra = self.encoder.batch_inputs(batch, ids)
         if extra:  # the family needs per-row inputs (token types, a prefix mask): pad instead
             return super().__call__(batch)
+        # transformers finds the samples from the positions only without a KV cache (so never with use_cache).
         return {"input_ids": ids, "labels": torch.tensor([labels], dtype=torch.long),
-                "position_ids": torch.tensor([positions], dtype=torch.long)}
+                "position_ids": torch.tensor([positions], dtype=torch.long), "use_cache": False}
 
 
 def token_count(batch: dict[str, Any]) -> int:

@@ -9,9 +9,8 @@ from typing import Any
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from core.memory.activations import LOSS_CHUNK  # one definition: the estimate follows it
 from core.models.encoding import IGNORE_INDEX
-
-LOSS_CHUNK = 1024  # tokens whose logits exist at once
 
 
 @dataclass
@@ -57,7 +56,7 @@ class ChunkedLossModel(torch.nn.Module):
         self.softcap = getattr(text, "final_logit_softcapping", None)
 
     def forward(self, labels: torch.Tensor, **inputs: Any) -> LossOutput:
-        hidden = self.body(**inputs, use_cache=False).last_hidden_state
+        hidden = self.body(**{**inputs, "use_cache": False}).last_hidden_state
         return LossOutput(chunked_cross_entropy(hidden, labels, self.head, self.chunk, self.softcap))
 
 
