@@ -9,6 +9,11 @@ from typing import Any
 
 from core.problems import Problem
 
+ATTENTIONS = ("auto", "sdpa", "flash_attention_2", "eager")
+STRATEGIES = (("DDP (a full copy per GPU)", "ddp"), ("FSDP (shards weights, gradients and optimizer)", "fsdp"),
+              ("DeepSpeed ZeRO-2 (shards gradients and optimizer)", "deepspeed_zero2"),
+              ("DeepSpeed ZeRO-3 (shards everything)", "deepspeed_zero3"))
+REPORT_TO = ("none", "tensorboard", "wandb")
 SHARDED = ("fsdp", "deepspeed_zero2", "deepspeed_zero3")
 GPUS_FORMAT = "expected empty, a number of processes (2) or a list of GPU indices (0,2), got {value!r}"
 NO_DEEPSPEED = ("DeepSpeed is not installed here; install it (pip install deepspeed) or choose DDP or FSDP")

@@ -10,7 +10,7 @@ from typing import Any
 
 from core.config_fields import check_field, coerce, option
 from core.problems import Problem, ProblemsError
-from core.scale import speed_and_scale_problems
+from core.scale import ATTENTIONS, REPORT_TO, STRATEGIES, speed_and_scale_problems
 
 TINY_MODEL = "tiny-random-llava"
 STARTER_MODEL = "starter-vlm"  # a real small LLaVA built on first use from PyPI wheels (core/models/starter/)
@@ -24,11 +24,6 @@ QUANT_TYPES = ("nf4", "fp4")
 COMPUTE_DTYPES = ("bf16", "fp16", "fp32")
 FREEZE_PRESETS = ("custom", "llava_stage1", "llava_stage2")
 IMAGE_TILINGS = ("default", "on", "off")
-ATTENTIONS = ("auto", "sdpa", "flash_attention_2", "eager")
-STRATEGIES = (("DDP (a full copy per GPU)", "ddp"), ("FSDP (shards weights, gradients and optimizer)", "fsdp"),
-              ("DeepSpeed ZeRO-2 (shards gradients and optimizer)", "deepspeed_zero2"),
-              ("DeepSpeed ZeRO-3 (shards everything)", "deepspeed_zero3"))
-REPORT_TO = ("none", "tensorboard", "wandb")
 LORA_METHODS = ["lora", "qlora"]
 PROMPT_METHODS = ["prompt", "prefix", "ptuning"]
 PART_METHODS = ["full", "freeze", "lisa"]
