@@ -15,6 +15,24 @@ STRATEGIES = (("DDP (a full copy per GPU)", "ddp"), ("FSDP (shards weights, grad
               ("DeepSpeed ZeRO-3 (shards everything)", "deepspeed_zero3"))
 REPORT_TO = ("none", "tensorboard", "wandb")
 SHARDED = ("fsdp", "deepspeed_zero2", "deepspeed_zero3")
+SPEED_HELP = {  # the help texts of TrainConfig's speed, GPU and tracking fields
+    "group_by_length": "Sort samples by length (images apart from text) inside mega-batches of 50 micro-batches, so "
+                       "a batch pads little; the order is still shuffled from the seed.",
+    "packing": "Text-only batches are one row of concatenated samples (positions restart per sample, attention "
+               "stays inside each): no padding at all. Batches with images are padded as usual.",
+    "chunked_loss": "Compute the loss 1024 tokens at a time, recomputing each chunk's logits in the backward pass: "
+                    "the full-length logits (vocabulary x tokens) never exist. Helps long contexts.",
+    "attention": "auto: FlashAttention-2 when flash-attn is installed on CUDA, else PyTorch SDPA.",
+    "liger": "Fused Triton kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy) from liger-kernel; CUDA only.",
+    "gpus": "Empty or 1: one process. A number N: N processes (on GPUs 0..N-1; on CPU, N CPU processes). A list such "
+            "as 0,2: those GPUs, one process each. Several processes start through accelerate launch.",
+    "strategy": "How several GPUs share the work: DDP keeps a copy per GPU; FSDP and DeepSpeed ZeRO shard it "
+                "(DeepSpeed needs the deepspeed package).",
+    "offload": "FSDP / DeepSpeed: keep optimizer states (ZeRO-3 and FSDP: parameters too) in CPU memory; slower, "
+               "fits more.",
+    "report_to": "Also write the metrics for TensorBoard (into the run folder's tensorboard/) or Weights & Biases "
+                 "(offline unless WANDB_MODE says otherwise; needs the wandb package).",
+}
 GPUS_FORMAT = "expected empty, a number of processes (2) or a list of GPU indices (0,2), got {value!r}"
 NO_DEEPSPEED = ("DeepSpeed is not installed here; install it (pip install deepspeed) or choose DDP or FSDP")
 NEEDS_CUDA = "{what} needs CUDA GPUs; on CPU choose DDP (several CPU processes run with the gloo backend)"

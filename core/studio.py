@@ -150,6 +150,12 @@ class Studio:
         config, problems = TrainConfig.coerce(values)
         return config, merge_problems(problems, self.launcher.check(config))
 
+    def command_preview(self, config: TrainConfig) -> str:
+        """The headless command a run of ``config`` will have (`accelerate launch ...` with several processes)."""
+        from core.runs.launcher import headless_command, shell_text
+
+        return shell_text(headless_command(Path("<run folder>/config.json"), self.paths.root, config=config))
+
     def start_run(self, values: dict[str, Any]) -> int:
         config, problems = TrainConfig.coerce(values)
         if problems:

@@ -10,7 +10,7 @@ from typing import Any
 
 from core.config_fields import check_field, coerce, option
 from core.problems import Problem, ProblemsError
-from core.scale import ATTENTIONS, REPORT_TO, STRATEGIES, speed_and_scale_problems
+from core.scale import ATTENTIONS, REPORT_TO, SPEED_HELP, STRATEGIES, speed_and_scale_problems
 
 TINY_MODEL = "tiny-random-llava"
 STARTER_MODEL = "starter-vlm"  # a real small LLaVA built on first use from PyPI wheels (core/models/starter/)
@@ -223,38 +223,16 @@ class TrainConfig:
         0, "Early stopping patience", "Stop after this many evaluations in a row without a lower eval loss; "
         "0 turns early stopping off.", min=0, max=100_000, group="eval")
 
-    group_by_length: bool = option(
-        True, "Group by length", "Sort samples by length (images apart from text) inside mega-batches of 50 "
-        "micro-batches, so a batch pads little; the order is still shuffled from the seed.", group="speed")
-    packing: bool = option(
-        False, "Padding-free packing", "Text-only batches are one row of concatenated samples (positions restart "
-        "per sample, attention stays inside each): no padding at all. Batches with images are padded as usual.",
-        group="speed")
-    chunked_loss: bool = option(
-        False, "Chunked cross-entropy", "Compute the loss 1024 tokens at a time, recomputing each chunk's logits in "
-        "the backward pass: the full-length logits (vocabulary x tokens) never exist. Helps long contexts.",
-        group="speed")
-    attention: str = option(
-        "auto", "Attention", "auto: FlashAttention-2 when flash-attn is installed on CUDA, else PyTorch SDPA.",
-        choices=ATTENTIONS, group="speed")
-    liger: bool = option(
-        False, "Liger kernels", "Fused Triton kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy) from "
-        "liger-kernel; CUDA only.", group="speed")
-    gpus: str = option(
-        "", "GPUs", "Empty or 1: one process. A number N: N processes (on GPUs 0..N-1; on CPU, N CPU processes). "
-        "A list such as 0,2: those GPUs, one process each. Several processes start through accelerate launch.",
-        group="scale")
-    strategy: str = option(
-        "ddp", "Strategy", "How several GPUs share the work: DDP keeps a copy per GPU; FSDP and DeepSpeed ZeRO shard "
-        "it (DeepSpeed needs the deepspeed package).", choices=STRATEGIES, group="scale")
-    offload: bool = option(
-        False, "CPU offload", "FSDP / DeepSpeed: keep optimizer states (ZeRO-3 and FSDP: parameters too) in CPU "
-        "memory; slower, fits more.", group="scale", shown_when={"strategy": ["fsdp", "deepspeed_zero2",
-                                                                              "deepspeed_zero3"]})
-    report_to: str = option(
-        "none", "Report to", "Also write the metrics for TensorBoard (into the run folder's tensorboard/) or "
-        "Weights & Biases (offline unless WANDB_MODE says otherwise; needs the wandb package).",
-        choices=REPORT_TO, group="scale")
+    group_by_length: bool = option(True, "Group by length", SPEED_HELP["group_by_length"], group="speed")
+    packing: bool = option(False, "Padding-free packing", SPEED_HELP["packing"], group="speed")
+    chunked_loss: bool = option(False, "Chunked cross-entropy", SPEED_HELP["chunked_loss"], group="speed")
+    attention: str = option("auto", "Attention", SPEED_HELP["attention"], choices=ATTENTIONS, group="speed")
+    liger: bool = option(False, "Liger kernels", SPEED_HELP["liger"], group="speed")
+    gpus: str = option("", "GPUs", SPEED_HELP["gpus"], group="scale")
+    strategy: str = option("ddp", "Strategy", SPEED_HELP["strategy"], choices=STRATEGIES, group="scale")
+    offload: bool = option(False, "CPU offload", SPEED_HELP["offload"], group="scale",
+                           shown_when={"strategy": ["fsdp", "deepspeed_zero2", "deepspeed_zero3"]})
+    report_to: str = option("none", "Report to", SPEED_HELP["report_to"], choices=REPORT_TO, group="scale")
 
     # --- construction -------------------------------------------------------------------------------------
     @classmethod

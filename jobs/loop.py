@@ -107,7 +107,12 @@ def save_result(method: Method, model: torch.nn.Module, processor: object, folde
 def make_accelerator(config: TrainConfig) -> Any:
     """accelerate's Accelerator for this run: its device (this rank's), mixed precision, accumulation."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
 
+    # accelerate keeps its settings process-wide; a run in a process that ran another (tests, benches) starts
+    # afresh, keeping only the process group of several ranks.
+    AcceleratorState._reset_state(reset_partial_state=ranks.world_size() <= 1)
+    GradientState._reset_state()
     return Accelerator(cpu=resolve_device(config.device) == "cpu", gradient_accumulation_steps=config.grad_accum,
                        mixed_precision={"bf16": "bf16", "fp16": "fp16"}.get(config.precision, "no"),
                        step_scheduler_with_optimizer=False)

@@ -8,7 +8,6 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from core.runs.launcher import shell_text
 from core.studio import Studio
 from core.train_config import STARTER_MODEL, TINY_MODEL, TrainConfig
 from webui.builds import build_panel
@@ -147,7 +146,7 @@ def build(studio: Studio) -> dict[str, Any]:
 
     def do_check(*args: Any) -> tuple[str, str, str]:
         config, problems = studio.check_config(values_of(args))
-        preview = shell_text(["python", "-m", "jobs.train", "--config", "<run folder>/config.json"])
+        preview = studio.command_preview(config)
         if any(p.severity == "error" for p in problems):
             verdict = problems_markdown(problems)
         else:  # warnings only: it can start, and the person should know
