@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             return refuse(f"no run {run_id} in {paths.db_file}; the Runs tab lists the runs and their ids")
     try:
         config = TrainConfig.load(args.config or run_dir / CONFIG_FILE)
+        if args.resume and "group_by_length" not in (run_dir / CONFIG_FILE).read_text(encoding="utf-8"):
+            config.group_by_length = False  # a run from before the option trained in plain shuffled order
         catalog = DatasetCatalog(paths, registry)
         dataset_dir = catalog.resolve_dir(config.dataset) if run_id is None else None
     except ProblemsError as e:
