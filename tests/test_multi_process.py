@@ -1,5 +1,6 @@
 """Several processes through accelerate (2 CPU ranks, gloo): the same losses as one process with the same global
-batch, one set of files and statuses, and a rank killed with SIGKILL failing the run with that rank named."""
+batch, one set of files and statuses, a rank killed with SIGKILL failing the run with that rank named, and Stop
+reaching every rank with Resume continuing on two."""
 
 from __future__ import annotations
 
@@ -65,3 +66,26 @@ def test_a_rank_killed_with_sigkill_fails_the_run_naming_it(studio) -> None:
     leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(Path(run.run_dir)) in " ".join(
         p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE]
     assert not leftovers  # every rank and the launcher ended
+
+
+def test_stop_reaches_every_rank_and_resume_continues_on_two(studio) -> None:
+    run_id = studio.launcher.start(fast_config(run_name="stop", gpus="2", max_steps=100_000, logging_steps=1,
+                                               lora_dropout=0.0))
+    run = wait_for(studio.registry, run_id, ("running",), timeout=60)
+    deadline = time.monotonic() + 90
+    while len(read_metrics(Path(run.run_dir))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert studio.stop_run(run_id)
+    stopped = wait_for(studio.registry, run_id, ("stopped", "failed", "lost", "completed"), timeout=60)
+    assert stopped.status == "stopped" and stopped.exit_code == 0, stopped.error
+    log = (Path(run.run_dir) / LOG_FILE).read_text()
+    assert log.count("status: stopped") == 1
+    point = studio.resume_run(run_id)
+    assert point.step == stopped.step
+    wait_for(studio.registry, run_id, ("running",), timeout=60)
+    deadline = time.monotonic() + 90
+    while max(r["step"] for r in read_metrics(Path(run.run_dir))) <= stopped.step and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert studio.stop_run(run_id)
+    again = wait_for(studio.registry, run_id, ("stopped", "failed", "lost", "completed"), timeout=60)
+    assert again.status == "stopped" and again.step > stopped.step, again.error
