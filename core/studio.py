@@ -51,6 +51,7 @@ class RunView:
     metrics: list[dict[str, Any]]
     log: str
     command: str
+    tensorboard: str | None = None  # `tensorboard --logdir ...` for a run that reports to TensorBoard
 
 
 @dataclass
@@ -174,6 +175,12 @@ class Studio:
         """Every problem with form values: types, then the launcher's checks (validation once, dataset included)."""
         config, problems = TrainConfig.coerce(values)
         return config, merge_problems(problems, self.launcher.check(config))
+
+    def command_preview(self, config: TrainConfig) -> str:
+        """The headless command a run of ``config`` will have (`accelerate launch ...` with several processes)."""
+        from core.runs.launcher import headless_command, shell_text
+
+        return shell_text(headless_command(Path("<run folder>/config.json"), self.paths.root, config=config))
 
     def start_run(self, values: dict[str, Any], start_now: bool = False) -> int:
         """Queue a run from form values; it starts at once when nothing trains, else when its turn comes, or with
@@ -303,7 +310,8 @@ class Studio:
         run = self.registry.get_run(run_id)
         run_dir = Path(run.run_dir)
         tail = quiet_tail(log_tail(run_dir, log_bytes))
-        return RunView(run, self._metrics.read(run_dir), tail, self.launcher.command_of(run))
+        return RunView(run, self._metrics.read(run_dir), tail, self.launcher.command_of(run),
+                       self.launcher.tensorboard_command(run))
 
     def stop_run(self, run_id: int) -> bool:
         """Stop a run: a waiting one leaves the queue, a running one saves and ends."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from core.config_fields import check_field, coerce, option
 from core.problems import Problem, ProblemsError
+from core.scale import ATTENTIONS, REPORT_TO, SPEED_HELP, STRATEGIES, speed_and_scale_problems
 
 TINY_MODEL = "tiny-random-llava"
 STARTER_MODEL = "starter-vlm"  # a real small LLaVA built on first use from PyPI wheels (core/models/starter/)
@@ -198,6 +199,17 @@ class TrainConfig:
     early_stopping_patience: int = option(
         0, "Early stopping patience", "Evaluations without improvement; 0 is off.", min=0, max=100_000, group="eval")
 
+    group_by_length: bool = option(True, "Group by length", SPEED_HELP["group_by_length"], group="speed")
+    packing: bool = option(False, "Padding-free packing", SPEED_HELP["packing"], group="speed")
+    chunked_loss: bool = option(False, "Chunked cross-entropy", SPEED_HELP["chunked_loss"], group="speed")
+    attention: str = option("auto", "Attention", SPEED_HELP["attention"], choices=ATTENTIONS, group="speed")
+    liger: bool = option(False, "Liger kernels", SPEED_HELP["liger"], group="speed")
+    gpus: str = option("", "GPUs", SPEED_HELP["gpus"], group="scale")
+    strategy: str = option("ddp", "Strategy", SPEED_HELP["strategy"], choices=STRATEGIES, group="scale")
+    offload: bool = option(False, "CPU offload", SPEED_HELP["offload"], group="scale",
+                           shown_when={"strategy": ["fsdp", "deepspeed_zero2", "deepspeed_zero3"]})
+    report_to: str = option("none", "Report to", SPEED_HELP["report_to"], choices=REPORT_TO, group="scale")
+
     # --- construction -------------------------------------------------------------------------------------
     @classmethod
     def fields(cls) -> tuple[dataclasses.Field, ...]:
@@ -296,6 +308,7 @@ class TrainConfig:
                                     field="lora_custom_targets"))
         device_problems, uses_cuda = self._device_problems(cuda_available)
         problems.extend(device_problems)
+        problems.extend(speed_and_scale_problems(self, uses_cuda))
         if self.method in _method_names():
             from core.methods import get_method
             from core.methods.base import Target

@@ -1,5 +1,6 @@
-"""Training batches: encodes a dataset folder once (checking every row first), then pads samples into batches
-with the processor's image inputs."""
+"""Training batches: encodes a dataset folder once (checking every row first), then orders samples (shuffled, or
+grouped by length), shares the micro-batches among ranks, and pads or packs them with the processor's image
+inputs."""
 
 from __future__ import annotations
 
@@ -72,6 +73,31 @@ class Collator:
                 **self.encoder.batch_inputs(batch, ids)}
 
 
+class PackingCollator(Collator):
+    """Padding-free batches for text: the samples of a micro-batch become one row, positions restarting at each
+    sample, so attention (SDPA's packed mask, FlashAttention's varlen) stays inside each. A sample's first token is
+    never a target (it would be predicted from the previous sample). Batches with images are padded as usual."""
+
+    def __call__(self, batch: list[EncodedSample]) -> dict[str, Any]:
+        if len(batch) == 1 or any(s.image_paths for s in batch):
+            return super().__call__(batch)
+        ids = torch.tensor([[t for s in batch for t in s.input_ids]], dtype=torch.long)
+        labels = [IGNORE_INDEX if i == 0 else t for s in batch for i, t in enumerate(s.labels)]
+        positions = [i for s in batch for i in range(len(s.input_ids))]
+        extra = self.encoder.batch_inputs(batch, ids)
+        if extra:  # the family needs per-row inputs (token types, a prefix mask): pad instead
+            return super().__call__(batch)
+        # transformers finds the samples from the positions only without a KV cache (so never with use_cache).
+        return {"input_ids": ids, "labels": torch.tensor([labels], dtype=torch.long),
+                "position_ids": torch.tensor([positions], dtype=torch.long), "use_cache": False}
+
+
+def token_count(batch: dict[str, Any]) -> int:
+    """Real tokens in a batch (padded: the mask's ones; packed: every position)."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+
+
 def to_device(batch: dict[str, Any], device: str, float_dtype: torch.dtype | None = None) -> dict[str, Any]:
     """The batch on ``device``; floating-point inputs (pixel values) in ``float_dtype`` when given."""
     out = {}
@@ -84,15 +110,42 @@ def to_device(batch: dict[str, Any], device: str, float_dtype: torch.dtype | Non
     return out
 
 
+MEGA_BATCH = 50  # micro-batches sorted together by length (as Hugging Face's LengthGroupedSampler)
+
+
+def length_grouped(order: list[int], samples: list[EncodedSample], batch_size: int,
+                   generator: torch.Generator) -> list[list[int]]:
+    """LLaVA's group_by_modality_length: inside each mega-batch of the shuffled ``order``, samples with images and
+    without are sorted apart, longest first, and cut into micro-batches, which are then shuffled (from the same
+    generator, so the order is fixed by the seed and a resume sees it again)."""
+    mega = batch_size * max(1, min(MEGA_BATCH, len(order) // (4 * batch_size)))
+    batches = []
+    for start in range(0, len(order), mega):
+        chunk = sorted(order[start:start + mega],
+                       key=lambda i: (bool(samples[i].image_paths), len(samples[i].input_ids)), reverse=True)
+        cut = [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+        batches += [cut[k] for k in torch.randperm(len(cut), generator=generator).tolist()]
+    return batches
+
+
 def batch_stream(samples: list[EncodedSample], batch_size: int, seed: int,
-                 collate: Callable[[list[EncodedSample]], dict[str, Any]], skip: int = 0) -> Iterator[dict[str, Any]]:
+                 collate: Callable[[list[EncodedSample]], dict[str, Any]], skip: int = 0,
+                 group_by_length: bool = False, rank: int = 0, world: int = 1) -> Iterator[dict[str, Any]]:
     """Endless micro-batches, reshuffled each epoch from ``seed``; ``skip`` passes over the first ones without
-    loading them, so a resumed run sees exactly the batches it would have seen."""
+    loading them, so a resumed run sees exactly the batches it would have seen. With ``world`` ranks, the one
+    stream is dealt out in turn: rank r gets micro-batches r, r + world, ... (so a step of N ranks sees what N
+    accumulated micro-batches of one process would)."""
     generator = torch.Generator().manual_seed(seed)
+    index = 0
     while True:
         order = torch.randperm(len(samples), generator=generator).tolist()
-        for start in range(0, len(order), batch_size):
+        batches = length_grouped(order, samples, batch_size, generator) if group_by_length else \
+            [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+        for members in batches:
+            mine = index % world == rank
+            index += 1
             if skip:
                 skip -= 1
                 continue
-            yield collate([samples[i] for i in order[start:start + batch_size]])
+            if mine:
+                yield collate([samples[i] for i in members])

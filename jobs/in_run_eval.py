@@ -76,8 +76,9 @@ class InRunEval:
                  total_steps: int, collate: Callable[[list[EncodedSample]], dict[str, Any]],
                  prepare: Callable[[dict[str, Any]], dict[str, Any]],
                  autocast: Callable[[], contextlib.AbstractContextManager],
-                 save_result: Callable[[Path], None]):
+                 save_result: Callable[[Path], None], main: bool = True):
         self.config = config
+        self.main = main  # with several ranks, every rank evaluates (the same verdict) and only rank 0 saves
         self.samples = samples
         self.run_dir = Path(run_dir)
         self.reporter = reporter
@@ -99,7 +100,7 @@ class InRunEval:
         self.tracker = EvalTracker.replay(self.config.early_stopping_patience, rows)
         self.last_step = rows[-1]["step"] if rows else None
         info = self.run_dir / BEST_DIR / BEST_INFO
-        if info.is_file() and json.loads(info.read_text(encoding="utf-8"))["step"] > step:
+        if self.main and info.is_file() and json.loads(info.read_text(encoding="utf-8"))["step"] > step:
             shutil.rmtree(self.run_dir / BEST_DIR, ignore_errors=True)
 
     def due(self, step: int) -> bool:
@@ -114,7 +115,7 @@ class InRunEval:
         check_finite("eval loss", result.mean, step, self.config)
         verdict = self.tracker.record(step, result.mean)
         self.last_step = step
-        if verdict.improved and step > 0 and self.config.save_best:
+        if verdict.improved and step > 0 and self.config.save_best and self.main:
             self._save_best(step, result.mean)
         stop_early = verdict.exhausted and step < self.total_steps
         if stop_early:
@@ -124,6 +125,8 @@ class InRunEval:
             "eval_rows": result.rows, "eval_tokens": result.tokens, "best": verdict.improved,
             "eval_seconds": round(time.perf_counter() - started, 3), "time": time.time()})
         self.reporter.progress(eval_summary=self.summary())
+        if not self.main:
+            return EvalStep(result.mean, verdict.improved, stop_early)
         print(f"eval at step {step}: loss {result.mean:.4f} on {result.rows} rows"
               + (" (best so far)" if verdict.improved else f" ({self.tracker.since_best} without improvement)"),
               flush=True)

@@ -1,4 +1,5 @@
-"""The training loop: model, method, data, optimizer, mixed precision, metrics, checkpoints and a graceful stop."""
+"""The training loop on accelerate: model, method, data, optimizer, mixed precision, one or several ranks,
+metrics, checkpoints and a graceful stop."""
 
 from __future__ import annotations
 
@@ -23,12 +24,17 @@ from core.models.loading import facts_of, load_model, load_processor
 from core.models.parts import count_parameters
 from core.problems import ProblemsError
 from core.runs.files import FINAL_DIR
+from core.scale import attention_for
 from core.train_config import TrainConfig
-from jobs.batches import Collator, batch_stream, encode_dataset, to_device
-from jobs.checkpoints import clean_set_aside, load_checkpoint, publish, save_checkpoint
-from jobs.in_run_eval import InRunEval, check_finite, encode_eval_split
+from jobs import ranks
+from jobs.batches import Collator, PackingCollator, batch_stream, encode_dataset, to_device, token_count
+from jobs.checkpoints import clean_set_aside, publish, save_checkpoint
+from jobs.in_run_eval import InRunEval, encode_eval_split
 from jobs.optimizers import build_optimizer, build_scheduler
-from jobs.reporter import Reporter
+from jobs.reporter import Reporter, say
+from jobs.resume_state import restore, resumable_state
+from jobs.speedups import ChunkedLossModel, apply_liger
+from jobs.step_window import StepWindow
 
 
 @dataclass
@@ -98,17 +104,38 @@ def save_result(method: Method, model: torch.nn.Module, processor: object, folde
         processor.save_pretrained(folder)
 
 
+def make_accelerator(config: TrainConfig) -> Any:
+    """accelerate's Accelerator for this run: its device (this rank's), mixed precision, accumulation."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+
+    # accelerate keeps its settings process-wide; a run in a process that ran another (tests, benches) starts
+    # afresh, keeping only the process group of several ranks.
+    AcceleratorState._reset_state(reset_partial_state=ranks.world_size() <= 1)
+    GradientState._reset_state()
+    return Accelerator(cpu=resolve_device(config.device) == "cpu", gradient_accumulation_steps=config.grad_accum,
+                       mixed_precision={"bf16": "bf16", "fp16": "fp16"}.get(config.precision, "no"),
+                       step_scheduler_with_optimizer=False)
+
+
 def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path, reporter: Reporter,
           stop: threading.Event, resume_from: Path | None = None) -> TrainOutcome:
-    """Train, or continue from the checkpoint folder ``resume_from``; returns how far it got and the result."""
+    """Train, or continue from the checkpoint folder ``resume_from``; returns how far it got and the result.
+    With several ranks every rank runs this; only rank 0 (``main``) writes metrics, checkpoints and results."""
     seed_everything(config.seed)
-    device = resolve_device(config.device)
+    accelerator = make_accelerator(config)
+    device, main, world = accelerator.device, accelerator.is_main_process, accelerator.num_processes
+    log = say if main else (lambda _text: None)
     images_dtype = torch.bfloat16 if config.precision == "pure_bf16" else None  # mixed precision autocasts them
     method = get_method(config.method)
     processor = load_processor(model_path)
-    model = load_model(model_path, precision=config.precision, device=device, **method.load_kwargs(config))
-    check_against_model(method, config, model, device)
+    attention = attention_for(config.attention, device.type == "cuda")
+    model = load_model(model_path, precision=config.precision, device=str(device), **method.load_kwargs(config),
+                       **({"attn_implementation": attention} if attention else {}))
+    check_against_model(method, config, model, device.type)
     disable_kv_cache(model)
+    if config.liger:
+        apply_liger(model)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
@@ -116,16 +143,16 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     model = method.prepare(model, config)
     model.train()
     params = count_parameters(model)
-    print(f"parameters: {params}", flush=True)
+    log(f"parameters: {params}")
 
     encoder = SampleEncoder(processor, config.max_length, ImageSettings.of(config), family_for(model.config),
                             model.config)
     data = encode_dataset(dataset_dir, encoder)
-    print(data.report(), flush=True)
+    log(data.report())
     eval_rows = encode_eval_split(dataset_dir, encoder, config.eval_max_rows)
-    print(f"eval split: {len(eval_rows)} rows" if eval_rows else "no eval split: training loss only", flush=True)
-    micro_per_epoch = math.ceil(len(data.samples) / config.batch_size)
-    steps_per_epoch = max(1, math.ceil(micro_per_epoch / config.grad_accum))
+    log(f"eval split: {len(eval_rows)} rows" if eval_rows else "no eval split: training loss only")
+    micro_per_step = config.grad_accum * world  # every rank accumulates its share of the global batch
+    steps_per_epoch = max(1, math.ceil(math.ceil(len(data.samples) / config.batch_size) / micro_per_step))
     total_steps = config.max_steps or max(1, math.ceil(steps_per_epoch * config.num_epochs))
 
     groups = method.optimizer_groups(model, config)
@@ -133,117 +160,88 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     align_trainable_dtype(model, config.precision, trainable)
     optimizer = build_optimizer(config, groups)
     scheduler = build_scheduler(config, optimizer, total_steps)
-    scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
-    collate = Collator(encoder)
-    evals = InRunEval(config, eval_rows, run_dir, reporter, total_steps, collate,
-                      lambda b: to_device(b, device, images_dtype), lambda: autocast_for(config, device),
-                      lambda d: save_result(method, model, processor, d))
+    # What runs the forward pass: the model, or its chunked-loss wrapper; DDP / FSDP / DeepSpeed wrap that.
+    runner, optimizer = accelerator.prepare(ChunkedLossModel(model) if config.chunked_loss else model, optimizer)
+    scaler = accelerator.scaler
+    collate = PackingCollator(encoder) if config.packing else Collator(encoder)
+    evals = InRunEval(config, eval_rows, run_dir, reporter, total_steps, Collator(encoder),
+                      lambda b: to_device(b, device, images_dtype), lambda: autocast_for(config, device.type),
+                      lambda d: save_result(method, model, processor, d), main=main)
     step = 0
     if resume_from is not None:
         step = restore(resume_from, model, method, optimizer, scheduler, scaler)
         evals.resume_at(step)
-        print(f"resumed from {resume_from.name} at step {step}", flush=True)
-        clean_set_aside(run_dir)  # the folders set aside before this resume are no longer needed
+        log(f"resumed from {resume_from.name} at step {step}")
+        if main:
+            clean_set_aside(run_dir)  # the folders set aside before this resume are no longer needed
     reporter.running(total_steps=total_steps)
     reporter.progress(params=params, step=step)
     if evals.due(step) and step == 0:
         evals.evaluate(model, 0)  # the baseline: the base model (with its untrained additions) on the eval split
 
     saved_step = step if resume_from is not None else -1  # the step the newest checkpoint holds
+    window = StepWindow(device, world)
 
     def checkpoint() -> None:
         nonlocal saved_step
-        save_checkpoint(run_dir, step, lambda d: save_result(method, model, processor, d),
-                        resumable_state(model, method, trainable, optimizer, scheduler, scaler),
-                        {"total_steps": total_steps, "loss": last_loss}, config.save_total_limit)
+        window.check(config)  # never a checkpoint of diverged weights
+        state = resumable_state(model, method, trainable, optimizer, scheduler, scaler)  # collective
+        if main:
+            save_checkpoint(run_dir, step, lambda d: save_result(method, model, processor, d), state,
+                            {"total_steps": total_steps, "loss": last_loss, "processes": world},
+                            config.save_total_limit)
+        ranks.barrier()
         saved_step = step
 
-    micro, window_loss, window_count, window_tokens = 0, 0.0, 0, 0
     last_loss: float | None = None
-    window_start = time.perf_counter()
-    grad_norm = 0.0
-    stream = batch_stream(data.samples, config.batch_size, config.seed, collate, skip=step * config.grad_accum)
-    early_stop = False
-    while step < total_steps and not stop.is_set() and not early_stop:
+    stream = batch_stream(data.samples, config.batch_size, config.seed, collate, skip=step * micro_per_step,
+                          group_by_length=config.group_by_length, rank=accelerator.process_index, world=world)
+    early_stop = stopping = False
+    while step < total_steps and not stopping and not early_stop:
         batch = next(stream)
-        if micro % config.grad_accum == 0:
+        if accelerator.gradient_state.sync_gradients:  # the first micro-batch of a step
             method.on_step_start(step, model, optimizer)
+        tokens = token_count(batch)
         batch = to_device(batch, device, images_dtype)
-        with autocast_for(config, device):
-            loss = model(**batch).loss / config.grad_accum
-        micro_loss = loss.item()
-        check_finite("training loss", micro_loss * config.grad_accum, step + 1, config)
-        (scaler.scale(loss) if scaler else loss).backward()
-        window_loss += micro_loss
-        window_tokens += int(batch["attention_mask"].sum())
-        micro += 1
-        if micro % config.grad_accum:
+        with accelerator.accumulate(runner):
+            loss = runner(**batch).loss
+            window.add_micro(loss / config.grad_accum, step + 1, tokens)
+            accelerator.backward(loss)  # divides by the accumulation; DDP averages over the ranks
+            if accelerator.sync_gradients:
+                grad_norm = accelerator.clip_grad_norm_(trainable, config.max_grad_norm) \
+                    if config.max_grad_norm > 0 else None
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+        if not accelerator.sync_gradients:
             continue
-        if scaler:
-            scaler.unscale_(optimizer)
-        if config.max_grad_norm > 0:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm))
-            if not scaler:  # under fp16 the scaler skips a step with infinite gradients and lowers its scale
-                check_finite("gradient norm", grad_norm, step + 1, config)
-        if scaler:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
         step += 1
-        window_count += 1
+        window.add_step(grad_norm, step, check_grad=scaler is None)
         if step % config.logging_steps == 0 or step == total_steps:
-            elapsed = max(time.perf_counter() - window_start, 1e-9)
-            last_loss = window_loss / window_count
-            reporter.metrics({
-                "step": step, "epoch": round(step / steps_per_epoch, 4), "loss": last_loss,
-                "learning_rate": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
-                "tokens_per_s": window_tokens / elapsed, "time": time.time(), **memory_now(device),
-            })
+            row = window.read(config)  # the one host sync of the window
+            last_loss = row["loss"]
+            reporter.metrics({"step": step, "epoch": round(step / steps_per_epoch, 4), **row,
+                              "learning_rate": scheduler.get_last_lr()[0], "time": time.time(),
+                              **memory_now(device.type)})
             reporter.progress(step=step, last_loss=last_loss)
-            window_loss, window_count, window_tokens = 0.0, 0, 0
-            window_start = time.perf_counter()
-        if evals.due(step) and not stop.is_set():
+        stopping = ranks.any_rank(stop.is_set(), device)  # every rank stops after the same step
+        if evals.due(step) and not stopping:
+            window.check(config)
             early_stop = evals.evaluate(model, step).stop_early
         if config.save_steps and step % config.save_steps == 0 and step < total_steps and not early_stop:
             checkpoint()
 
-    stopped = stop.is_set() and step < total_steps and not early_stop
+    stopped = stopping and step < total_steps and not early_stop
     if stopped and saved_step != step:
         checkpoint()  # whatever "Save every N steps" says, a stopped run can be resumed
+    window.check(config)
     if not stopped and evals.due(step):  # the end, when the last step was not evaluated (no time after a Stop)
         evals.evaluate(model, step)
-    artefact = publish(Path(run_dir) / FINAL_DIR, lambda d: save_result(method, model, processor, d))
+    artefact = Path(run_dir) / FINAL_DIR
+    if main:
+        artefact = publish(artefact, lambda d: save_result(method, model, processor, d))
+    ranks.barrier()
     return TrainOutcome(steps=step, stopped=stopped, final_loss=last_loss, artefact_dir=artefact,
                         early_stopped_at=evals.early_stopped_at)
 
 
-def resumable_state(model: torch.nn.Module, method: Method, trainable: list[torch.nn.Parameter], optimizer: Any,
-                    scheduler: Any, scaler: Any) -> dict[str, Any]:
-    """Everything a checkpoint needs to continue exactly: every tensor that can train, by name, and the states."""
-    ids = {id(p) for p in trainable}
-    weights = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if id(p) in ids}
-    return {"weights": weights, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler else None, "method": method.training_state(model)}
-
-
-def restore(folder: Path, model: torch.nn.Module, method: Method, optimizer: Any, scheduler: Any,
-            scaler: Any) -> int:
-    """Load a checkpoint into a freshly prepared model and its optimizer; returns the step it was taken at."""
-    step, saved = load_checkpoint(folder)
-    params = dict(model.named_parameters())
-    missing = [n for n in saved["weights"] if n not in params]
-    if missing:
-        raise ValueError(f"checkpoint {folder} does not fit this model ({len(missing)} unknown tensors, e.g. "
-                         f"{missing[0]}); was the config changed?")
-    with torch.no_grad():
-        for name, tensor in saved["weights"].items():
-            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
-    method.restore_training_state(model, saved["method"], optimizer)
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    if scaler and saved.get("scaler"):
-        scaler.load_state_dict(saved["scaler"])
-    return step

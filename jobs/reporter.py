@@ -34,7 +34,7 @@ class Reporter:
     """Owns a job's status while it lives (a run's, or with ``kind="eval"`` an evaluation's); the UI only reads
     what this writes."""
 
-    def __init__(self, registry: Registry, run_id: int, run_dir: Path, kind: str = "run"):
+    def __init__(self, registry: Registry, run_id: int, run_dir: Path, kind: str = "run", pid: int | None = None):
         self.registry = registry
         self.run_id = run_id
         self.run_dir = Path(run_dir)
@@ -42,10 +42,11 @@ class Reporter:
         self._metrics: IO[str] | None = None  # opened on first use: a resume rewrites the file before training
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
-        me = psutil.Process(os.getpid())
+        me = psutil.Process(pid or os.getpid())  # with several ranks: the accelerate launch that leads them
         self._kept: dict[str, Any] = {"run_id": run_id, "pid": me.pid, "pid_started_at": me.create_time(),
                                       "status": "running"}
         self._store_down = False
+        self.tracker: Any = None  # "Report to": TensorBoard or W&B get each metrics line too (jobs/tracking.py)
         reserve(self.run_dir)  # while there is room: later writes overwrite it in place
 
     def _keep(self, durable: bool = True, **fields: Any) -> None:
@@ -74,6 +75,7 @@ class Reporter:
             self.progress(total_steps=total_steps)
             return
         self._keep(status="running", total_steps=total_steps)
+        say("status: running")
         self._store(self.registry.set_status, self.run_id, "running", kind=self.kind, pid=self._kept["pid"],
                     pid_started_at=self._kept["pid_started_at"], heartbeat_at=time.time(), total_steps=total_steps)
         self._heartbeat.start()
@@ -97,6 +99,8 @@ class Reporter:
             self._metrics = (self.run_dir / METRICS_FILE).open("a", encoding="utf-8")
         self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
+        if self.tracker is not None:
+            self.tracker.log(row)
 
     def record_memory_peaks(self, advisor: MemoryAdvisor, config: Any, steps: int = 0,
                             peaks: dict[str, Any] | None = None) -> int | None:
@@ -116,12 +120,18 @@ class Reporter:
         """Record how the run ended: in its folder first, then in the database; False if only the folder has it
         (the studio's watchdog copies it over once the database can be written)."""
         self._stop.set()
+        if self.tracker is not None:
+            try:
+                self.tracker.close()
+            except Exception as e:  # noqa: BLE001 - the run's own ending matters more than a tracker's
+                say(f"closing the {self.tracker.kind} log failed: {e}")
         if self._metrics is not None:
             try:
                 self._metrics.close()
             except OSError:
                 pass  # a line lost on a full disk; the status below matters more
         self._keep(status=status, error=error, exit_code=exit_code, **fields)
+        say(f"status: {status}")
         return self._store(self.registry.set_status, self.run_id, status, kind=self.kind, error=error,
                            exit_code=exit_code, heartbeat_at=time.time(), **fields)
 

@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from core.datasets.catalog import DatasetCatalog
+from core.hardware import resolve_device
 from core.memory.advisor import MemoryAdvisor
 from core.models.loading import resolve_model
 from core.paths import StudioPaths
@@ -22,6 +23,8 @@ from core.runs.launcher import record_run
 from core.runs.log_noise import silence_library_noise
 from core.store.registry import Registry
 from core.train_config import TrainConfig
+from jobs import ranks
+from jobs.ranks import QuietReporter
 from jobs.reporter import say
 
 EXIT_FAILED, EXIT_OOM, EXIT_BAD_CONFIG = 1, 3, 2
@@ -86,7 +89,8 @@ def claim_for_job(registry: Registry, run_id: int) -> str | None:
 
     run = registry.get_run(run_id)
     if run.status == "queued":  # the studio claimed it and started this process
-        return None if not run.pid or run.pid == os.getpid() else f"run {run_id} is being started by the studio"
+        return None if not run.pid or run.pid == ranks.launcher_pid() else \
+            f"run {run_id} is being started by the studio"
     try:
         claim_resume(registry, run_id)
     except ProblemsError as e:
@@ -97,6 +101,7 @@ def claim_for_job(registry: Registry, run_id: int) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     silence_library_noise()
+    ranks.die_with_launcher()
     if args.resume and args.run_id is None:
         return refuse("--resume needs --run-id: the run to continue")
     if args.config is None and args.run_id is None:
@@ -111,21 +116,30 @@ def main(argv: list[str] | None = None) -> int:
             return refuse(f"no run {run_id} in {paths.db_file}; the Runs tab lists the runs and their ids")
     try:
         config = TrainConfig.load(args.config or run_dir / CONFIG_FILE)
+        if args.resume and "group_by_length" not in (run_dir / CONFIG_FILE).read_text(encoding="utf-8"):
+            config.group_by_length = False  # a run from before the option trained in plain shuffled order
         catalog = DatasetCatalog(paths, registry)
         dataset_dir = catalog.resolve_dir(config.dataset) if run_id is None else None
     except ProblemsError as e:
         return refuse(*(str(p) for p in e.problems))
+    several = ranks.world_size() > 1
+    if several:  # every rank got this far with the same config; now they join
+        ranks.start(cpu=resolve_device(config.device) == "cpu")
+    main_rank = ranks.is_main()
     if args.resume:
-        problem = claim_for_job(registry, run_id)
+        problem = ranks.broadcast(claim_for_job(registry, run_id) if main_rank else None)
         if problem:
             return refuse(problem)
     if run_id is None:  # a headless run registers itself, so the Runs tab shows it too
-        run_id, run_dir = record_run(paths, registry, config)
+        run_id, run_dir = ranks.broadcast(record_run(paths, registry, config) if main_rank else None)
 
     from jobs.reporter import Reporter
 
-    reporter = Reporter(registry, run_id, run_dir)
+    reporter = Reporter(registry, run_id, run_dir, pid=ranks.launcher_pid()) if main_rank else QuietReporter()
     reporter.running()  # beat from the start: loading a large model can take minutes
+    if main_rank:
+        ranks.clear_failures(run_dir)  # those of an earlier attempt
+    peers = ranks.gather(os.getpid())
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -140,18 +154,32 @@ def main(argv: list[str] | None = None) -> int:
         from jobs.loop import train
 
         dataset_dir = dataset_dir or catalog.resolve_dir(config.dataset)
-        record_dataset(run_dir, config.dataset, dataset_dir)
-        resume_from = prepare_resume(run_dir) if args.resume else None
+        if main_rank:
+            record_dataset(run_dir, config.dataset, dataset_dir)
+            if config.report_to != "none":
+                from jobs.tracking import Tracker
+
+                reporter.tracker = Tracker(config.report_to, run_dir, config.run_name, config.to_dict())
+        resume_from = resume_point(run_dir) if args.resume else None
         outcome = train(config, resolve_model(config.model, paths), dataset_dir, run_dir, reporter, stop,
                         resume_from=resume_from)
     except torch.OutOfMemoryError as e:
-        reporter.finish("failed_oom", error=f"{OOM_ADVICE}. ({str(e).splitlines()[0]})", exit_code=EXIT_OOM)
+        message = f"{OOM_ADVICE}. ({str(e).splitlines()[0]})"
+        if not main_rank:
+            return rank_failed(run_dir, message, EXIT_OOM)
+        reporter.finish("failed_oom", error=ranks.peer_failure(run_dir, peers) or message, exit_code=EXIT_OOM)
         print_traceback()
         return EXIT_OOM
     except BaseException as e:  # noqa: BLE001 - every failure must be recorded before the process ends
-        reporter.finish("failed", error=failure_message(e, run_dir), exit_code=EXIT_FAILED)
+        if not main_rank:
+            return rank_failed(run_dir, failure_message(e, run_dir), EXIT_FAILED)
+        # With several ranks, one that died or failed first is the cause; this rank then only lost its peer.
+        cause = ranks.peer_failure(run_dir, peers) if several else None
+        reporter.finish("failed", error=cause or failure_message(e, run_dir), exit_code=EXIT_FAILED)
         print_traceback()
         return EXIT_FAILED
+    if not main_rank:
+        return 0
     status = "stopped" if outcome.stopped else "completed"
     if outcome.steps:  # CUDA only: measured peaks beside the estimate, for the Runs tab's calibration table
         reporter.record_memory_peaks(MemoryAdvisor(paths, registry), config, outcome.steps)
@@ -159,6 +187,30 @@ def main(argv: list[str] | None = None) -> int:
                     last_loss=outcome.final_loss)
     say(f"{status} after {outcome.steps} steps; result in {outcome.artefact_dir}")
     return 0
+
+
+def resume_point(run_dir: Path) -> Path:
+    """Rank 0 chooses the checkpoint (and sets bad ones aside); every rank continues from it."""
+    if ranks.world_size() <= 1:
+        return prepare_resume(run_dir)
+    try:
+        chosen: tuple[str, str] = ("ok", str(prepare_resume(run_dir))) if ranks.is_main() else ("", "")
+    except ValueError as e:
+        chosen = ("error", str(e))
+    kind, value = ranks.broadcast(chosen)
+    if kind == "error":
+        raise ValueError(value)
+    return Path(value)
+
+
+def rank_failed(run_dir: Path, message: str, code: int) -> int:
+    """A rank other than 0 failed: its error is kept for rank 0, which reports the run's ending."""
+    try:
+        ranks.record_failure(run_dir, message)
+    except OSError:
+        pass
+    print_traceback()
+    return code
 
 
 def failure_message(error: BaseException, run_dir: Path) -> str:

@@ -11,7 +11,7 @@ import gradio as gr
 from core.config_fields import labelled_choices_of
 from webui.i18n import field_info, field_label, t
 
-GROUPS = ("run", "method", "precision", "images", "hyper", "output", "eval")
+GROUPS = ("run", "method", "precision", "images", "hyper", "output", "eval", "speed", "scale")
 OPEN_GROUPS = ("run", "method", "hyper")
 MIN_WIDTH = 240  # below this a checkbox's label and info wrap into a narrow column; the row wraps instead
 # Fields that pick between a few long names are radios, one whole name per line, never a cut-off dropdown.

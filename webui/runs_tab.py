@@ -90,6 +90,8 @@ def details_markdown(view: Any) -> str:
     if r.artefact_dir:
         lines.append(f"\nResult: `{r.artefact_dir}`")
     lines.append(f"\nHeadless command:\n```\n{view.command}\n```")
+    if view.tensorboard:
+        lines.append(f"\nTensorBoard:\n```\n{view.tensorboard}\n```")
     return "\n".join(lines)
 
 

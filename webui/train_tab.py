@@ -10,7 +10,6 @@ import pandas as pd
 
 from core.problems import Problem, ProblemsError
 from core.runs.comparison_launch import DEFAULT_METHODS
-from core.runs.launcher import shell_text
 from core.studio import Studio
 from core.train_config import STARTER_MODEL, TINY_MODEL, TrainConfig
 from webui.builds import build_panel
@@ -219,7 +218,7 @@ def build(studio: Studio, locale: gr.Textbox) -> dict[str, Any]:
     def do_check(*args: Any) -> tuple[str, str, str, bool]:
         *values, chosen_card, language = args
         verdict, config = verdict_of(values_of(tuple(values)), chosen_card)
-        preview = shell_text(["python", "-m", "jobs.train", "--config", "<run folder>/config.json"])
+        preview = studio.command_preview(TrainConfig.coerce(values_of(tuple(values)))[0])
         return resolve(verdict, language), preview, config, True
 
     def recheck(*args: Any) -> Any:

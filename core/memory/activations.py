@@ -13,7 +13,9 @@ from __future__ import annotations
 from core.memory.inputs import MemoryInputs
 from core.memory.weights import trained_lm_layers
 
-LOSS_BYTES = {"fp32": 12, "chunked_bf16": 6}  # bytes per logit at the loss's peak (see ``logits_and_loss``)
+# bytes per logit at the loss's peak (see ``logits_and_loss``)
+LOSS_BYTES = {"fp32": 12, "chunked_bf16": 6, "chunked": 12, "liger": 12}
+LOSS_CHUNK = 1024  # tokens whose logits exist at once under the chunked losses (jobs/speedups.py uses it)
 
 
 def residual_bytes(inp: MemoryInputs) -> int:
@@ -36,7 +38,7 @@ def attention_saved(inp: MemoryInputs) -> float:
     """
     t, c = inp.text, inp.compute_bytes
     if inp.attention == "eager":
-        keys = inp.seq_len + (inp.prompt_tokens if inp.method == "prefix" else 0)
+        keys = (inp.tokens if inp.packed else inp.seq_len) + (inp.prompt_tokens if inp.method == "prefix" else 0)
         return c * (t.q_width + 2 * t.kv_width) + t.num_heads * keys * (4 + (c if c < 4 else 0))
     return c * (2 * t.q_width + 2 * t.kv_width) + 4 * t.num_heads
 
@@ -188,7 +190,15 @@ def saved_activations(inp: MemoryInputs) -> float:
         per_token = (frozen + trained) * residual_bytes(inp) * t.hidden_size
     else:
         per_token = frozen * layer_saved(inp, False) + trained * layer_saved(inp, True) - first_layer_discount(inp)
-    return inp.tokens * (per_token + head_saved(inp)) + vision_saved(inp)
+    return inp.tokens * (per_token + head_saved(inp)) + vision_saved(inp) + packed_mask(inp)
+
+
+def packed_mask(inp: MemoryInputs) -> float:
+    """Packing without FlashAttention: transformers builds one boolean mask over the packed row, tokens x tokens
+    (one byte each), that keeps attention inside each sample; FlashAttention's varlen kernel needs none."""
+    if not inp.packed or inp.attention == "flash_attention_2":
+        return 0.0
+    return float(inp.tokens) ** 2
 
 
 def logits_and_loss(inp: MemoryInputs) -> float:
@@ -198,12 +208,14 @@ def logits_and_loss(inp: MemoryInputs) -> float:
     backward, 4 bytes per logit) meets the gradient of that output and of its input (4 + 4): 12 bytes per logit.
     At the end of the forward pass the 16-bit logits, their fp32 copy and the log-softmax output coexist (10), the
     moment ``training_kv_cache`` adds to. LitGPT's chunked bf16 cross-entropy: 2-byte logits, log-softmax output
-    and gradient: 6. Inference (generate) computes the last position's logits only.
+    and gradient: 6. The studio's chunked loss and Liger's fused one hold the fp32 logits of one chunk (LOSS_CHUNK
+    tokens) at a time. Inference (generate) computes the last position's logits only.
     """
     t = inp.text
     if inp.mode != "train":
         return float(inp.micro_batch * t.vocab_size * 4)
-    return float(inp.tokens * t.vocab_size * LOSS_BYTES.get(inp.loss, 12))
+    tokens = min(inp.tokens, LOSS_CHUNK) if inp.loss in ("chunked", "liger") else inp.tokens
+    return float(tokens * t.vocab_size * LOSS_BYTES.get(inp.loss, 12))
 
 
 def logits_at_forward_end(inp: MemoryInputs) -> float:

@@ -64,7 +64,10 @@ class MemoryInputs:
     gradient_checkpointing: bool = False
     training_kv_cache: bool = False  # use_cache during training; the studio's loop turns it off (other stacks may not)
     attention: str = "sdpa"  # sdpa, flash_attention_2, eager
-    loss: str = "fp32"  # "fp32": transformers upcasts logits; "chunked_bf16": LitGPT's chunked cross-entropy
+    loss: str = "fp32"  # "fp32": transformers upcasts logits; "chunked_bf16": LitGPT's chunked cross-entropy;
+    # "chunked": the studio's (jobs/speedups.py), fp32 logits of LOSS_CHUNK tokens at a time; "liger": Liger's fused
+    # linear cross-entropy, chunked alike
+    packed: bool = False  # padding-free packing: a micro-batch of text is one row, attention masked per sample
     norm_upcast: bool = True  # transformers' RMSNorm saves an fp32 copy of its input
     quant_saves_inputs: bool = False  # LLM.int8 (and bitsandbytes < 0.43 4-bit) keep each layer's input
     dropout_mask_bytes: int = 1  # CUDA keeps a bool mask; the CPU kernel keeps a mask in the input's dtype
@@ -172,7 +175,10 @@ def inputs_from_train_config(cfg: Any, arch: Any, **overrides: Any) -> MemoryInp
         "quant_saves_inputs": bits == 8,
         "optimizer": str(getattr(cfg, "optimizer", "adamw_torch")),
         "gradient_checkpointing": bool(getattr(cfg, "gradient_checkpointing", False)),
-        "attention": str(getattr(cfg, "attn_implementation", "sdpa")),
+        "attention": "sdpa" if str(getattr(cfg, "attention", "auto")) == "auto" else str(cfg.attention),
+        "loss": "liger" if getattr(cfg, "liger", False) else "chunked" if getattr(cfg, "chunked_loss", False)
+        else "fp32",
+        "packed": bool(getattr(cfg, "packing", False)),
         **widths, **_trained_parts(cfg, method, arch.vision is not None),
     }
     values.update(overrides)

@@ -27,7 +27,8 @@ def quantization_config(config: TrainConfig) -> Any:
         bnb_4bit_quant_type=config.quant_type,
         bnb_4bit_use_double_quant=config.double_quant,
         bnb_4bit_compute_dtype=getattr(torch, COMPUTE_DTYPES[config.compute_dtype]),
-        bnb_4bit_quant_storage=torch.uint8,
+        # FSDP shards parameters of one dtype: the 4-bit storage then has the dtype of the rest of the model.
+        bnb_4bit_quant_storage=torch.bfloat16 if config.strategy == "fsdp" else torch.uint8,
     )
 
 

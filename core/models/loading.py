@@ -183,8 +183,8 @@ def load_model(model_path: str, *, precision: str = "fp32", device: str = "cpu",
     if quantized and not getattr(quantization, "llm_int8_skip_modules", None):
         quantization.llm_int8_skip_modules = list(family.quantize_skip)
     dtype = kwargs.pop("dtype", None) or load_dtype(precision, quantized)
-    if quantized and device == "cuda":
-        kwargs.setdefault("device_map", {"": 0})
+    if quantized and device.startswith("cuda"):  # "cuda:N" for rank N's GPU
+        kwargs.setdefault("device_map", {"": int(device.partition(":")[2] or 0)})
     auto = AutoModelForImageTextToText if family.vision else AutoModelForCausalLM
     model = auto.from_pretrained(model_path, dtype=dtype, **kwargs)
     if not quantized and "device_map" not in kwargs:

@@ -16,6 +16,7 @@ BEST_DIR = "best"  # the result at the lowest eval loss, beside final/ (the last
 BEST_INFO = "eval_best.json"
 CHECKPOINTS_DIR = "checkpoints"
 DATASET_FILE = "dataset.json"  # what the run trained on: the dataset's name, folder and origin (Hub id, commit)
+TENSORBOARD_DIR = "tensorboard"  # event files of a run that reports to TensorBoard
 EVAL_LOG_FILE = "evaluate.log"  # an evaluation job's output, in its own folder
 
 

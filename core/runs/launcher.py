@@ -3,6 +3,7 @@ group writing to a log file, stops it, and watches that it is alive."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -14,6 +15,7 @@ from typing import Any
 
 from core.datasets.catalog import DatasetCatalog
 from core.datasets.split import EVAL_FILE
+from core.hardware import resolve_device
 from core.memory.advisor import MemoryAdvisor
 from core.models.availability import model_problem
 from core.models.loading import BUILT_IN_MODELS
@@ -33,6 +35,7 @@ from core.runs.processes import (
     wait_for_exit,
 )
 from core.runs.status_file import read_status
+from core.scale import ProcessPlan, accelerate_args, parse_gpus
 from core.store.job_queue import QueueStore
 from core.store.registry import ACTIVE, JOB_ROWS, TERMINAL, Registry, RunRecord
 from core.train_config import TrainConfig
@@ -79,20 +82,47 @@ def claim_resume(registry: Registry, run_id: int) -> tuple[RunRecord, ResumePoin
     return registry.get_run(run_id), point
 
 
-def headless_command(config_path: Path, data_dir: Path, run_id: int | None = None, resume: bool = False
-                     ) -> list[str]:
-    """The exact argument list that runs a config without the studio (also what the launcher starts)."""
-    cmd = [sys.executable, "-m", "jobs.train", "--config", str(config_path), "--data-dir", str(data_dir)]
+def headless_command(config_path: Path, data_dir: Path, run_id: int | None = None, resume: bool = False,
+                     config: TrainConfig | None = None) -> list[str]:
+    """The exact argument list that runs a config without the studio (also what the launcher starts): `python -m
+    jobs.train ...`, or for a config of several processes `accelerate launch <its arguments> -m jobs.train ...`."""
+    script = ["-m", "jobs.train", "--config", str(config_path), "--data-dir", str(data_dir)]
     if run_id is not None:
-        cmd += ["--run-id", str(run_id)]
+        script += ["--run-id", str(run_id)]
     if resume:
-        cmd += ["--resume"]
-    return cmd
+        script += ["--resume"]
+    plan = process_plan(config)
+    if not plan.several:
+        return [sys.executable, *script]
+    uses_cuda = resolve_device(config.device) == "cuda"
+    return [*accelerate_launch(), *accelerate_args(config, plan, uses_cuda), *script]
+
+
+def process_plan(config: TrainConfig | None) -> ProcessPlan:
+    try:
+        return parse_gpus(config.gpus) if config is not None else ProcessPlan(1)
+    except ValueError:
+        return ProcessPlan(1)  # Check refuses it before a run starts
+
+
+def accelerate_launch() -> list[str]:
+    """`accelerate launch` of this interpreter's environment (its console script, else the module)."""
+    script = Path(sys.executable).with_name("accelerate")
+    return [str(script), "launch"] if script.is_file() else [sys.executable, "-m", "accelerate.commands.launch"]
 
 
 def shell_text(cmd: list[str]) -> str:
     """The command as a person would paste it into a terminal (display only; never executed through a shell)."""
     return shlex.join(cmd)
+
+
+def run_config(run_dir: Path) -> TrainConfig | None:
+    """A run's config.json as saved (not checked again), or None when it cannot be read."""
+    try:
+        data = json.loads((Path(run_dir) / CONFIG_FILE).read_text(encoding="utf-8"))
+        return TrainConfig.coerce(data)[0] if isinstance(data, dict) else None
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def record_run(paths: StudioPaths, registry: Registry, config: TrainConfig) -> tuple[int, Path]:
@@ -162,8 +192,8 @@ class Launcher:
         self._spawn(run_id, run_dir)
 
     def _spawn(self, run_id: int, run_dir: Path, resume: bool = False) -> None:
-        self.spawn("run", run_id, headless_command(run_dir / CONFIG_FILE, self.paths.root, run_id, resume=resume),
-                   run_dir)
+        self.spawn("run", run_id, headless_command(run_dir / CONFIG_FILE, self.paths.root, run_id, resume=resume,
+                                                   config=run_config(run_dir)), run_dir)
 
     def spawn(self, kind: str, job_id: int, cmd: list[str], folder: Path) -> None:
         """Start a job whose row exists: its own process group, output appended to its log in ``folder``."""
@@ -180,7 +210,15 @@ class Launcher:
 
     def command_of(self, run: RunRecord) -> str:
         """The headless command of a run already read from the registry."""
-        return shell_text(headless_command(Path(run.run_dir) / CONFIG_FILE, self.paths.root))
+        return shell_text(headless_command(Path(run.run_dir) / CONFIG_FILE, self.paths.root,
+                                           config=run_config(Path(run.run_dir))))
+
+    def tensorboard_command(self, run: RunRecord) -> str | None:
+        """`tensorboard --logdir <run folder>` for a run that reports to TensorBoard, else None."""
+        config = run_config(Path(run.run_dir))
+        if config is None or config.report_to != "tensorboard":
+            return None
+        return shell_text(["tensorboard", "--logdir", str(run.run_dir)])
 
     def stop(self, run_id: int, grace: float = STOP_GRACE_SECONDS, kind: str = "run") -> bool:
         """Ask a job (a run by default) to save and stop (SIGTERM to its group, and SIGCONT so a stopped process can

@@ -23,6 +23,8 @@ STRINGS: dict[str, str] = {
     "group_images": "Images",
     "group_hyper": "Hyperparameters",
     "group_output": "Logging and checkpoints",
+    "group_speed": "Speed",
+    "group_scale": "GPUs and tracking",
     "group_eval": "Evaluation during training",
     "method_lora": "LoRA (low-rank adapters)",
     "method_qlora": "QLoRA (LoRA on a 4-/8-bit base)",

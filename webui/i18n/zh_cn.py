@@ -21,6 +21,8 @@ STRINGS: dict[str, str] = {
     "group_images": "图像",
     "group_hyper": "超参数",
     "group_output": "日志与检查点",
+    "group_speed": "速度",
+    "group_scale": "多 GPU 与跟踪",
     "group_eval": "训练中评测",
     "method_lora": "LoRA（低秩适配器）",
     "method_qlora": "QLoRA（4/8 位量化基座上的 LoRA）",
@@ -223,6 +225,31 @@ STRINGS: dict[str, str] = {
     "field_dataset_info": "已注册的数据集，或服务器上的文件夹。",
     "field_method": "方法",
     "field_method_info": "训练什么：小型适配器、虚拟 token，或模型本身的部件。",
+    "field_group_by_length": "按长度分组",
+    "field_group_by_length_info": "在每 50 个微批次组成的大批次内按长度排序（图文样本分开），"
+                                   "减少填充；顺序仍由随机种子打乱。",
+    "field_packing": "无填充打包",
+    "field_packing_info": "纯文本批次拼接为一行（每个样本的位置重新计数，注意力不跨样本），"
+                           "完全不填充；含图像的批次照常填充。",
+    "field_chunked_loss": "分块交叉熵",
+    "field_chunked_loss_info": "每次按 1024 个 token 计算损失，反向时重算每块 logits："
+                               "不生成完整长度的 logits，适合长上下文。",
+    "field_attention": "注意力实现",
+    "field_attention_info": "auto：CUDA 上装有 flash-attn 时用 FlashAttention-2，否则用 PyTorch SDPA。",
+    "field_liger": "Liger 内核",
+    "field_liger_info": "来自 liger-kernel 的融合 Triton 内核（RMSNorm、RoPE、SwiGLU、融合线性交叉熵），仅限 CUDA。",
+    "field_gpus": "GPU",
+    "field_gpus_info": ("留空或 1：单进程。数字 N：N 个进程（GPU 0..N-1；CPU 上为 N 个 CPU 进程）。"
+                        "列表如 0,2：使用这些 GPU，每个一个进程。多进程通过 accelerate launch 启动。"),
+    "field_strategy": "并行策略",
+    "field_strategy_info": ("多 GPU 如何分担：DDP 每张卡一份副本；FSDP 与 DeepSpeed ZeRO 进行分片"
+                            "（DeepSpeed 需要安装 deepspeed）。"),
+    "field_offload": "CPU 卸载",
+    "field_offload_info": "FSDP / DeepSpeed：把优化器状态（ZeRO-3 与 FSDP 还包括参数）放在 CPU 内存中；"
+                          "更慢，但能放下更多。",
+    "field_report_to": "上报到",
+    "field_report_to_info": ("同时为 TensorBoard（写入运行目录下的 tensorboard/）或 Weights & Biases"
+                             "（除非 WANDB_MODE 另有设置，否则离线；需要 wandb 包）写入指标。"),
     "field_lora_r": "LoRA 秩",
     "field_lora_r_info": "低秩更新的秩 r。",
     "field_lora_alpha": "LoRA alpha",
