@@ -14,7 +14,7 @@ from core.compare.curves import CHARTS, MAX_SMOOTHING, X_AXES, chart_rows
 from core.compare.summary import BEST_MARK, shown
 from core.studio import Studio
 from webui.chat_tab import tolerant_image
-from webui.i18n import WITH_LOCALE_JS, resolve, t, text
+from webui.i18n import LOCALE_ID, resolve, t, text
 from webui.messages import failure_markdown
 
 PRESELECT = 3  # the newest runs chosen when the tab opens with nothing chosen
@@ -24,6 +24,10 @@ MAX_AB = 4
 # failures; the rest follows the page's language.
 Y_TITLES = {"loss": "loss", "eval_loss": "eval loss", "memory": "MB", "tokens_per_s": "tokens/s"}
 INTRO = BEST_MARK + " " + text("cmp_intro")
+# The page's language into the tab's hidden locale box, by an event of its own: WITH_LOCALE_JS on an event with the
+# run list as input writes the list back, which fires its change again, without end.
+PAGE_LOCALE_JS = (f"() => {{ const el = document.querySelector('#{LOCALE_ID}');"
+                  " return el ? el.textContent.trim() : 'en'; }")
 SUMMARY_CSS = ("<style>#compare-summary table,#compare-diff table{border-collapse:collapse;font-size:12px}"
                "#compare-summary th,#compare-summary td,#compare-diff th,#compare-diff td{border:1px solid #ddd;"
                "padding:3px 5px;text-align:right;vertical-align:top;white-space:nowrap}"
@@ -54,10 +58,10 @@ def summary_html(comparison: Any, locale: str | None = "en") -> str:
     for i, run_id in enumerate(summary.run_ids):
         cells = []
         for c in summary.columns:
-            text = html.escape(shown(c, summary.rows[i].get(c.key)))
+            value = html.escape(shown(c, summary.rows[i].get(c.key)))
             best = summary.is_best(c.key, run_id)
             cells.append(f'<td data-col="{c.key}" class="{"best" if best else ""}">'
-                         f'{BEST_MARK + " " if best else ""}{text}</td>')
+                         f'{BEST_MARK + " " if best else ""}{value}</td>')
         body.append(f'<tr data-run="{run_id}"><td class="run">{swatch(summary.colours[i])}'
                     f'{html.escape(summary.labels[i])}</td>{"".join(cells)}</tr>')
     run = resolve(text("cmp_col_run"), locale)
@@ -188,20 +192,24 @@ def build(studio: Studio) -> dict[str, Any]:
                 texts = [f"⚠️ {update.errors[i]}" if update.errors[i] else update.answers[i]
                          for i in range(len(update.answers))]
                 yield (update.plan.message + status,
-                       *(gr.update(label=labels.get(c, c), value=t, visible=True) for c, t in zip(choices, texts,
-                                                                                                 strict=True)),
+                       *(gr.update(label=labels.get(c, c), value=answer, visible=True)
+                         for c, answer in zip(choices, texts, strict=True)),
                        *hidden)
         except Exception as e:  # noqa: BLE001
             yield (failure_markdown(e), *heads, *hidden)
 
-    gr.on([runs.change, x_axis.change, smoothing.release], show, [runs, x_axis, smoothing, locale],
-          [notice, summary, drawn, diff], api_name="compare", js=WITH_LOCALE_JS)
+    def read_locale(triggers: list) -> Any:
+        return gr.on(triggers, None, None, locale, js=PAGE_LOCALE_JS, api_visibility="private",
+                     show_progress="hidden")
+
+    read_locale([runs.change, x_axis.change, smoothing.release]).then(
+        show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_name="compare")
     runs.change(chat_models, runs, ab_models, api_visibility="private")
     refresh.click(open_tab, runs, runs, api_visibility="private").then(
-        show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_visibility="private",
-        js=WITH_LOCALE_JS)
-    export_csv.click(do_csv, [runs, locale], [downloads, export_notice], api_name="compare_csv", js=WITH_LOCALE_JS)
-    export_png.click(do_png, [runs, x_axis, smoothing, locale], [downloads, export_notice], api_name="compare_png",
-                     js=WITH_LOCALE_JS)
+        None, None, locale, js=PAGE_LOCALE_JS, api_visibility="private", show_progress="hidden").then(
+        show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_visibility="private")
+    read_locale([export_csv.click]).then(do_csv, [runs, locale], [downloads, export_notice], api_name="compare_csv")
+    read_locale([export_png.click]).then(do_png, [runs, x_axis, smoothing, locale], [downloads, export_notice],
+                                         api_name="compare_png")
     ask.click(do_ask, [ab_models, ab_image, ab_question, ab_tokens, runs], [ab_plan, *answers], api_name="ab_chat")
     return {"runs": runs, "open": open_tab}
