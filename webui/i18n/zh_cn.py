@@ -371,7 +371,7 @@ STRINGS: dict[str, str] = {
                   "某个运行失败不会耽误排在它后面的运行。",
     "queue_table": "排队中的运行",
     "queue_empty": "队列为空：所有运行都已开始。",
-    "queue_chosen": "排队中的运行",
+    "queue_chosen": "要操作的排队运行",
     "queue_cancel": "取消",
     "queue_up": "上移",
     "queue_down": "下移",
