@@ -14,19 +14,20 @@ from core.compare.curves import CHARTS, MAX_SMOOTHING, X_AXES, chart_rows
 from core.compare.summary import BEST_MARK, shown
 from core.studio import Studio
 from webui.chat_tab import tolerant_image
+from webui.i18n import LOCALE_ID, resolve, t, text
 from webui.messages import failure_markdown
 
 PRESELECT = 3  # the newest runs chosen when the tab opens with nothing chosen
 MAX_RUNS = 6
 MAX_AB = 4
+# Chart titles, axes and the summary's column names come from core and stay English, as do A/B chat's plan and
+# failures; the rest follows the page's language.
 Y_TITLES = {"loss": "loss", "eval_loss": "eval loss", "memory": "MB", "tokens_per_s": "tokens/s"}
-INTRO = ("Pick 2 to 6 runs. Each run keeps its colour in every chart. " + BEST_MARK + " marks the best value of a "
-         "column: lower wall time, seconds per step, memory, loss and size; higher tokens/s and eval scores. Hover "
-         "a column's name for what it measures.")
-PICK_RUNS = "Choose at least two runs to compare."
-NO_DIFF = "The runs' configs are the same apart from nothing: every field has the same value."
-AB_INTRO = ("Ask two or three of these runs' checkpoints (and optionally the base) the same question about the same "
-            "image; the answers stream in side by side.")
+INTRO = BEST_MARK + " " + text("cmp_intro")
+# The page's language into the tab's hidden locale box, by an event of its own: WITH_LOCALE_JS on an event with the
+# run list as input writes the list back, which fires its change again, without end.
+PAGE_LOCALE_JS = (f"() => {{ const el = document.querySelector('#{LOCALE_ID}');"
+                  " return el ? el.textContent.trim() : 'en'; }")
 SUMMARY_CSS = ("<style>#compare-summary table,#compare-diff table{border-collapse:collapse;font-size:12px}"
                "#compare-summary th,#compare-summary td,#compare-diff th,#compare-diff td{border:1px solid #ddd;"
                "padding:3px 5px;text-align:right;vertical-align:top;white-space:nowrap}"
@@ -50,30 +51,32 @@ def swatch(colour: str) -> str:
     return f'<span class="swatch" style="background:{html.escape(colour)}"></span>'
 
 
-def summary_html(comparison: Any) -> str:
+def summary_html(comparison: Any, locale: str | None = "en") -> str:
     summary = comparison.summary
     head = "".join(f'<th title="{html.escape(c.help)}">{html.escape(c.label)}</th>' for c in summary.columns)
     body = []
     for i, run_id in enumerate(summary.run_ids):
         cells = []
         for c in summary.columns:
-            text = html.escape(shown(c, summary.rows[i].get(c.key)))
+            value = html.escape(shown(c, summary.rows[i].get(c.key)))
             best = summary.is_best(c.key, run_id)
             cells.append(f'<td data-col="{c.key}" class="{"best" if best else ""}">'
-                         f'{BEST_MARK + " " if best else ""}{text}</td>')
+                         f'{BEST_MARK + " " if best else ""}{value}</td>')
         body.append(f'<tr data-run="{run_id}"><td class="run">{swatch(summary.colours[i])}'
                     f'{html.escape(summary.labels[i])}</td>{"".join(cells)}</tr>')
-    return (f'{SUMMARY_CSS}<div class="compare-wrap"><table><thead><tr><th>Run</th>{head}</tr></thead>'
+    run = resolve(text("cmp_col_run"), locale)
+    return (f'{SUMMARY_CSS}<div class="compare-wrap"><table><thead><tr><th>{run}</th>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
-def diff_html(comparison: Any) -> str:
+def diff_html(comparison: Any, locale: str | None = "en") -> str:
     if not comparison.diff:
-        return f"<p>{NO_DIFF}</p>"
+        return f"<p>{resolve(text('cmp_no_diff'), locale)}</p>"
     head = "".join(f"<th>{swatch(f.colour)}{html.escape(f.label)}</th>" for f in comparison.facts)
     rows = "".join(f'<tr data-field="{html.escape(d.field)}"><td class="field">{html.escape(d.label)}</td>'
                    + "".join(f"<td>{html.escape(v)}</td>" for v in d.values) + "</tr>" for d in comparison.diff)
-    return (f'{SUMMARY_CSS}<div class="compare-wrap"><table><thead><tr><th>Setting</th>{head}</tr></thead>'
+    setting = resolve(text("cmp_col_setting"), locale)
+    return (f'{SUMMARY_CSS}<div class="compare-wrap"><table><thead><tr><th>{setting}</th>{head}</tr></thead>'
             f"<tbody>{rows}</tbody></table></div>")
 
 
@@ -94,15 +97,16 @@ def charts_data(comparison: Any, x: str) -> dict[str, Any]:
 def build(studio: Studio) -> dict[str, Any]:
     gr.Markdown(INTRO)
     with gr.Row():
-        runs = gr.Dropdown(label="Runs to compare", choices=run_choices(studio.list_runs()), multiselect=True,
+        runs = gr.Dropdown(label=t("cmp_runs"), choices=run_choices(studio.list_runs()), multiselect=True,
                            max_choices=MAX_RUNS, scale=4, elem_id="compare-runs")
-        refresh = gr.Button("Refresh", scale=1)  # runs still training: the figures as they are now
+        refresh = gr.Button(t("cmp_refresh"), scale=1)  # runs still training: the figures as they are now
     notice = gr.Markdown(elem_id="compare-notice")
     summary = gr.HTML(elem_id="compare-summary")
     with gr.Row():
-        x_axis = gr.Radio([(label, key) for key, label in X_AXES.items()], value="step", label="X-axis")
-        smoothing = gr.Slider(0.0, MAX_SMOOTHING, value=0.0, step=0.05, label="Training loss smoothing (EMA)")
+        x_axis = gr.Radio([(label, key) for key, label in X_AXES.items()], value="step", label=t("cmp_x_axis"))
+        smoothing = gr.Slider(0.0, MAX_SMOOTHING, value=0.0, step=0.05, label=t("cmp_smoothing"))
     drawn = gr.State({})
+    locale = gr.Textbox("en", visible=False)  # filled with the page's language by WITH_LOCALE_JS
     names = list(CHARTS)
 
     # Plots made afresh for each comparison: a line plot that starts empty does not draw its first update.
@@ -117,38 +121,39 @@ def build(studio: Studio) -> dict[str, Any]:
                                 color_map=data["colours"], title=CHARTS[name], x_title=data["x_title"],
                                 y_title=Y_TITLES[name], height=280, elem_id=f"compare-chart-{name}")
 
-    gr.Markdown("### Config diff: only the settings that differ")
+    gr.Markdown(text("cmp_diff_heading"))
     diff = gr.HTML(elem_id="compare-diff")
     with gr.Row():
-        export_csv = gr.Button("Export the comparison (CSV)")
-        export_png = gr.Button("Export the charts (PNG)")
-    downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False,
+        export_csv = gr.Button(t("cmp_export_csv"))
+        export_png = gr.Button(t("cmp_export_png"))
+    downloads = gr.File(label=t("cmp_downloads"), file_count="multiple", interactive=False, visible=False,
                         elem_id="compare-downloads")
     export_notice = gr.Markdown()
 
-    gr.Markdown("### A/B chat\n" + AB_INTRO)
+    gr.Markdown(text("cmp_ab_heading"))
     with gr.Row():
-        ab_models = gr.Dropdown(label="Checkpoints (and the base)", multiselect=True, max_choices=MAX_AB,
+        ab_models = gr.Dropdown(label=t("cmp_ab_models"), multiselect=True, max_choices=MAX_AB,
                                 choices=[], scale=3, elem_id="compare-ab-models")
-        ab_image = tolerant_image(label="Image", type="filepath", sources=["upload", "clipboard"], height=160,
+        ab_image = tolerant_image(label=t("cmp_image"), type="filepath", sources=["upload", "clipboard"], height=160,
                                   elem_id="compare-ab-image")
     with gr.Row():
-        ab_question = gr.Textbox(label="Question", placeholder="What is in the picture?", scale=3)
-        ab_tokens = gr.Slider(8, 256, value=48, step=8, label="Max new tokens", scale=1)
-        ask = gr.Button("Ask them all", variant="primary", scale=1)
+        ab_question = gr.Textbox(label=t("cmp_question"), placeholder=t("cmp_placeholder"), scale=3)
+        ab_tokens = gr.Slider(8, 256, value=48, step=8, label=t("cmp_max_tokens"), scale=1)
+        ask = gr.Button(t("cmp_ask"), variant="primary", scale=1)
     ab_plan = gr.Markdown(elem_id="compare-ab-plan")
     with gr.Row():
-        answers = [gr.Textbox(label=f"Answer {i + 1}", lines=5, interactive=False, visible=i < 2,
+        answers = [gr.Textbox(label=f"{text('cmp_answer')} {i + 1}", lines=5, interactive=False, visible=i < 2,
                               elem_id=f"compare-ab-answer-{i}") for i in range(MAX_AB)]
 
-    def show(ids: list[int] | None, x: str, smooth: float) -> tuple:
+    def show(ids: list[int] | None, x: str, smooth: float, language: str | None = "en") -> tuple:
         if not ids or len(ids) < 2:
-            return PICK_RUNS, "", {}, ""
+            return resolve(text("cmp_pick_runs"), language), "", {}, ""
         try:
             comparison = studio.compare_runs(list(ids), x or "step", float(smooth or 0))
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
             return failure_markdown(e), "", {}, ""
-        return "", summary_html(comparison), charts_data(comparison, x or "step"), diff_html(comparison)
+        return ("", summary_html(comparison, language), charts_data(comparison, x or "step"),
+                diff_html(comparison, language))
 
     def chat_models(ids: list[int] | None) -> dict:
         found = studio.ab_chat_choices(list(ids or []))
@@ -158,20 +163,21 @@ def build(studio: Studio) -> dict[str, Any]:
         listed = studio.list_runs()
         return gr.update(choices=run_choices(listed), value=list(ids or []) or newest(listed))
 
-    def do_csv(ids: list[int] | None) -> tuple:
+    def do_csv(ids: list[int] | None, language: str | None = "en") -> tuple:
         try:
             path = studio.export_comparison_csv(list(ids or []))
         except Exception as e:  # noqa: BLE001
             return gr.update(value=None, visible=False), failure_markdown(e)
-        return gr.update(value=[str(path)], visible=True), f"✅ `{path.name}`: click it above to download."
+        return (gr.update(value=[str(path)], visible=True),
+                resolve(text("cmp_csv_done"), language).format(name=path.name))
 
-    def do_png(ids: list[int] | None, x: str, smooth: float) -> tuple:
+    def do_png(ids: list[int] | None, x: str, smooth: float, language: str | None = "en") -> tuple:
         try:
             paths = studio.export_comparison_charts(list(ids or []), x or "step", float(smooth or 0))
         except Exception as e:  # noqa: BLE001
             return gr.update(value=None, visible=False), failure_markdown(e)
         return (gr.update(value=[str(p) for p in paths], visible=True),
-                f"✅ {len(paths)} charts as PNG: click one above to download it.")
+                resolve(text("cmp_png_done"), language).format(count=len(paths)))
 
     def do_ask(choices: list[str] | None, picture: str | None, question: str, tokens: float,
                ids: list[int] | None) -> Iterator[tuple]:
@@ -186,18 +192,24 @@ def build(studio: Studio) -> dict[str, Any]:
                 texts = [f"⚠️ {update.errors[i]}" if update.errors[i] else update.answers[i]
                          for i in range(len(update.answers))]
                 yield (update.plan.message + status,
-                       *(gr.update(label=labels.get(c, c), value=t, visible=True) for c, t in zip(choices, texts,
-                                                                                                 strict=True)),
+                       *(gr.update(label=labels.get(c, c), value=answer, visible=True)
+                         for c, answer in zip(choices, texts, strict=True)),
                        *hidden)
         except Exception as e:  # noqa: BLE001
             yield (failure_markdown(e), *heads, *hidden)
 
-    gr.on([runs.change, x_axis.change, smoothing.release], show, [runs, x_axis, smoothing],
-          [notice, summary, drawn, diff], api_name="compare")
+    def read_locale(triggers: list) -> Any:
+        return gr.on(triggers, None, None, locale, js=PAGE_LOCALE_JS, api_visibility="private",
+                     show_progress="hidden")
+
+    read_locale([runs.change, x_axis.change, smoothing.release]).then(
+        show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_name="compare")
     runs.change(chat_models, runs, ab_models, api_visibility="private")
     refresh.click(open_tab, runs, runs, api_visibility="private").then(
-        show, [runs, x_axis, smoothing], [notice, summary, drawn, diff], api_visibility="private")
-    export_csv.click(do_csv, runs, [downloads, export_notice], api_name="compare_csv")
-    export_png.click(do_png, [runs, x_axis, smoothing], [downloads, export_notice], api_name="compare_png")
+        None, None, locale, js=PAGE_LOCALE_JS, api_visibility="private", show_progress="hidden").then(
+        show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_visibility="private")
+    read_locale([export_csv.click]).then(do_csv, [runs, locale], [downloads, export_notice], api_name="compare_csv")
+    read_locale([export_png.click]).then(do_png, [runs, x_axis, smoothing, locale], [downloads, export_notice],
+                                         api_name="compare_png")
     ask.click(do_ask, [ab_models, ab_image, ab_question, ab_tokens, runs], [ab_plan, *answers], api_name="ab_chat")
     return {"runs": runs, "open": open_tab}

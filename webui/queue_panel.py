@@ -8,20 +8,14 @@ import gradio as gr
 import pandas as pd
 
 from core.studio import QueueView, Studio
+from webui.i18n import WITH_LOCALE_JS, resolve, t, text
+from webui.i18n.en import STRINGS as EN
 from webui.messages import esc, failure_markdown
 
+# The table's columns, the waiting reasons (from core) and failures stay English; the rest follows the page.
 QUEUE_COLUMNS = ["place", "run", "name", "method", "dataset", "waiting because"]
-EMPTY = "The queue is empty: every run has started."
-CHOOSE = "Choose a waiting run first."
-CANCELLED = "⏹️ Run {run_id} left the queue; it ends as stopped without having started."
-NOT_WAITING = "Run {run_id} is not waiting in the queue (it has started or ended)."
-MOVED = "Run {run_id} moved {where}."
-AT_END = "Run {run_id} is already {end} of the queue."
-STARTED_NOW = "🚀 Run {run_id} started beside the running ones: the memory estimate says they fit together."
-STILL_WAITS = "⏳ Run {run_id} cannot start now: {reason}. It stays marked and starts as soon as it fits."
-QUEUE_HELP = ("Runs wait here and start one at a time, in this order, whether or not the studio is open in a "
-              "browser; the queue is kept in the database and resumes after a restart. A failed run does not "
-              "hold up the ones after it.")
+CHOOSE = EN["queue_choose"]
+NOT_WAITING = EN["queue_not_waiting"]
 
 
 def queue_table(views: list[QueueView]) -> pd.DataFrame:
@@ -36,26 +30,30 @@ def queue_choices(views: list[QueueView]) -> list[tuple[str, int]]:
     return [(f"{v.place}. run {v.run.id}: {v.run.name}", v.run.id) for v in views]
 
 
-def queue_action(studio: Studio, run_id: int | None, action: str) -> str:
+def queue_action(studio: Studio, run_id: int | None, action: str, locale: str | None = "en") -> str:
     """One of "cancel", "up", "down", "start now" on a waiting run; the sentence saying what happened."""
     if run_id is None:
-        return CHOOSE
+        return resolve(text("queue_choose"), locale)
     run_id = int(run_id)
+    not_waiting = resolve(text("queue_not_waiting"), locale).format(run_id=run_id)
     try:
         if action == "cancel":
-            return CANCELLED.format(run_id=run_id) if studio.cancel_queued(run_id) else \
-                NOT_WAITING.format(run_id=run_id)
+            return resolve(text("queue_cancelled"), locale).format(run_id=run_id) if studio.cancel_queued(run_id) \
+                else not_waiting
         if action in ("up", "down"):
             offset = -1 if action == "up" else 1
             if studio.move_queued(run_id, offset):
-                return MOVED.format(run_id=run_id, where="one place earlier" if offset < 0 else "one place later")
-            return AT_END.format(run_id=run_id, end="at the front" if offset < 0 else "at the end")
+                moved = text("queue_moved_up") if offset < 0 else text("queue_moved_down")
+                return resolve(moved, locale).format(run_id=run_id)
+            end = text("queue_at_front") if offset < 0 else text("queue_at_end")
+            return resolve(end, locale).format(run_id=run_id)
         if action == "start now":
             reason = studio.start_queued_now(run_id)
-            return STILL_WAITS.format(run_id=run_id, reason=esc(reason)) if reason else \
-                STARTED_NOW.format(run_id=run_id)
+            if reason:
+                return resolve(text("queue_still_waits"), locale).format(run_id=run_id, reason=esc(reason))
+            return resolve(text("queue_started_now"), locale).format(run_id=run_id)
     except KeyError:
-        return NOT_WAITING.format(run_id=run_id)
+        return not_waiting
     except Exception as e:  # noqa: BLE001 - shown to the person, not raised
         return failure_markdown(e)
     raise ValueError(f"unknown queue action {action!r}")
@@ -66,30 +64,32 @@ def queue_state(studio: Studio, chosen: int | None) -> tuple[pd.DataFrame, Any, 
     views = studio.queue_entries()
     ids = [v.run.id for v in views]
     value = chosen if chosen in ids else (ids[0] if ids else None)
-    return queue_table(views), gr.update(choices=queue_choices(views), value=value), "" if views else EMPTY
+    empty = "" if views else text("queue_empty")
+    return queue_table(views), gr.update(choices=queue_choices(views), value=value), empty
 
 
 def build(studio: Studio) -> dict[str, Any]:
-    with gr.Accordion("Job queue", open=True):
-        gr.Markdown(QUEUE_HELP)
-        table = gr.Dataframe(queue_table([]), interactive=False, wrap=True, label="Waiting runs")
-        empty = gr.Markdown(EMPTY)
+    with gr.Accordion(t("queue_title"), open=True):
+        gr.Markdown(t("queue_help"))
+        table = gr.Dataframe(queue_table([]), interactive=False, wrap=True, label=t("queue_table"))
+        empty = gr.Markdown(t("queue_empty"))
         with gr.Row():
-            chosen = gr.Dropdown(label="Waiting run", choices=[], value=None, allow_custom_value=True)
-            cancel = gr.Button("Cancel", variant="stop", size="sm")
-            up = gr.Button("Move up", size="sm")
-            down = gr.Button("Move down", size="sm")
-            now = gr.Button("Start now", size="sm")
+            chosen = gr.Dropdown(label=t("queue_chosen"), choices=[], value=None, allow_custom_value=True)
+            cancel = gr.Button(t("queue_cancel"), variant="stop", size="sm")
+            up = gr.Button(t("queue_up"), size="sm")
+            down = gr.Button(t("queue_down"), size="sm")
+            now = gr.Button(t("queue_start_now"), size="sm")
         said = gr.Markdown()
+        locale = gr.Textbox("en", visible=False)  # filled with the page's language by WITH_LOCALE_JS
 
     def act(action: str) -> Any:
-        def handler(run_id: int | None) -> tuple:
-            message = queue_action(studio, run_id, action)
+        def handler(run_id: int | None, language: str | None = "en") -> tuple:
+            message = queue_action(studio, run_id, action, language)
             return (message, *queue_state(studio, run_id))
         return handler
 
     outputs = [said, table, chosen, empty]
     for button, action, name in ((cancel, "cancel", "cancel_queued"), (up, "up", "move_queued_up"),
                                  (down, "down", "move_queued_down"), (now, "start now", "start_queued_now")):
-        button.click(act(action), chosen, outputs, api_name=name)
+        button.click(act(action), [chosen, locale], outputs, api_name=name, js=WITH_LOCALE_JS)
     return {"table": table, "chosen": chosen, "empty": empty, "said": said}

@@ -8,15 +8,17 @@ import gradio as gr
 
 from core.runs.deletion import DeletionPlan
 from core.studio import Studio
+from webui.i18n import WITH_LOCALE_JS, resolve, t, text
+from webui.i18n.en import STRINGS as EN
 from webui.messages import code, esc, failure_markdown
 
-ALL = "all"
-CHOOSE = "Choose a run first."
-RENAMED = "✏️ Run {run_id} is now called **{name}**."
-NOTES_SAVED = "📝 Notes of run {run_id} saved."
-DELETED = "🗑️ Run {run_id} ({name}) is deleted, with {size} of files."
-CONFIRM_TITLE = "**Delete run {run_id} ({name})?** This removes, for good:"
-KEPT = "Merged models exported from it stay in the exports folder; they stand on their own."
+ALL = "all"  # the filters' "any" value; it stays English, as do sizes and failures
+CHOOSE = EN["manage_choose"]
+
+
+def say(marker: str, locale: str | None, **values: Any) -> str:
+    """A fixed template (``text(key)``) in the page's language, with the values put in."""
+    return resolve(marker, locale).format(**values)
 
 
 def size_text(count: int) -> str:
@@ -26,25 +28,30 @@ def size_text(count: int) -> str:
     return f"{count} bytes"
 
 
-def confirmation_markdown(plan: DeletionPlan) -> str:
+def confirmation_markdown(plan: DeletionPlan, locale: str | None = "en") -> str:
     """The confirmation: the folder and its size, the checkpoints, the evaluations, and what is kept."""
-    lines = [CONFIRM_TITLE.format(run_id=plan.run_id, name=esc(plan.name)), ""]
+    lines = [say(text("manage_confirm_title"), locale, run_id=plan.run_id, name=esc(plan.name)), ""]
     if plan.folder and plan.folder.deletable:
-        lines.append(f"- its folder {code(plan.folder.path)} ({size_text(plan.folder.bytes)})")
+        lines.append(say(text("manage_folder"), locale, path=code(plan.folder.path),
+                         size=size_text(plan.folder.bytes)))
     else:
-        lines.append("- its record (it has no folder of its own left)")
+        lines.append(say(text("manage_record_only"), locale))
     if plan.checkpoints:
-        lines.append(f"- {len(plan.checkpoints)} checkpoint(s): {', '.join(code(c) for c in plan.checkpoints)}")
+        lines.append(say(text("manage_checkpoints"), locale, count=len(plan.checkpoints),
+                         names=", ".join(code(c) for c in plan.checkpoints)))
     else:
-        lines.append("- no checkpoints")
+        lines.append(say(text("manage_no_checkpoints"), locale))
     for eval_id, folder in plan.evaluations:
-        where = f" in {code(folder.path)} ({size_text(folder.bytes)})" if folder and folder.deletable else ""
-        lines.append(f"- evaluation {eval_id}{where}")
+        if folder and folder.deletable:
+            lines.append(say(text("manage_evaluation_in"), locale, eval_id=eval_id, path=code(folder.path),
+                             size=size_text(folder.bytes)))
+        else:
+            lines.append(say(text("manage_evaluation"), locale, eval_id=eval_id))
     if not plan.evaluations:
-        lines.append("- no evaluations")
+        lines.append(say(text("manage_no_evaluations"), locale))
     if plan.waiting_in_queue:
-        lines.append("- its place in the job queue (it has not started)")
-    lines += ["", f"In all {size_text(plan.total_bytes)}. {KEPT}"]
+        lines.append(say(text("manage_queue_place"), locale))
+    lines += ["", say(text("manage_total"), locale, size=size_text(plan.total_bytes))]
     lines += [f"\n⚠️ {esc(note)}" for note in plan.notes]
     return "\n".join(lines)
 
@@ -57,74 +64,77 @@ def wanted(value: str | None) -> str | None:
     return None if not value or value == ALL else value
 
 
-def rename(studio: Studio, run_id: int | None, name: str) -> str:
+def rename(studio: Studio, run_id: int | None, name: str, locale: str | None = "en") -> str:
     if run_id is None:
-        return CHOOSE
+        return say(text("manage_choose"), locale)
     try:
         run = studio.rename_run(int(run_id), name)
     except Exception as e:  # noqa: BLE001
         return failure_markdown(e)
-    return RENAMED.format(run_id=run.id, name=esc(run.name))
+    return say(text("manage_renamed"), locale, run_id=run.id, name=esc(run.name))
 
 
-def save_notes(studio: Studio, run_id: int | None, notes: str) -> str:
+def save_notes(studio: Studio, run_id: int | None, notes: str, locale: str | None = "en") -> str:
     if run_id is None:
-        return CHOOSE
+        return say(text("manage_choose"), locale)
     try:
         studio.set_run_notes(int(run_id), notes)
     except Exception as e:  # noqa: BLE001
         return failure_markdown(e)
-    return NOTES_SAVED.format(run_id=int(run_id))
+    return say(text("manage_notes_saved"), locale, run_id=int(run_id))
 
 
-def ask_delete(studio: Studio, run_id: int | None) -> tuple[str, Any]:
+def ask_delete(studio: Studio, run_id: int | None, locale: str | None = "en") -> tuple[str, Any]:
     """The confirmation naming what goes, and the confirm button shown; or why it cannot be deleted."""
     if run_id is None:
-        return CHOOSE, gr.update(visible=False)
+        return say(text("manage_choose"), locale), gr.update(visible=False)
     try:
         plan = studio.deletion_plan(int(run_id))
     except Exception as e:  # noqa: BLE001
         return failure_markdown(e), gr.update(visible=False)
-    return confirmation_markdown(plan), gr.update(visible=True)
+    return confirmation_markdown(plan, locale), gr.update(visible=True)
 
 
-def confirm_delete(studio: Studio, run_id: int | None) -> tuple[str, Any]:
+def confirm_delete(studio: Studio, run_id: int | None, locale: str | None = "en") -> tuple[str, Any]:
     if run_id is None:
-        return CHOOSE, gr.update(visible=False)
+        return say(text("manage_choose"), locale), gr.update(visible=False)
     try:
         plan = studio.delete_run(int(run_id))
     except Exception as e:  # noqa: BLE001
         return failure_markdown(e), gr.update(visible=False)
-    return DELETED.format(run_id=plan.run_id, name=esc(plan.name), size=size_text(plan.total_bytes)), \
-        gr.update(visible=False)
+    return say(text("manage_deleted"), locale, run_id=plan.run_id, name=esc(plan.name),
+               size=size_text(plan.total_bytes)), gr.update(visible=False)
 
 
 def build(studio: Studio, chosen: gr.components.Component, action: gr.components.Component) -> dict[str, Any]:
     """Rename, notes and delete for the run chosen in the Runs tab; messages go to ``action``."""
-    with gr.Accordion("Name, notes, delete", open=False):
+    with gr.Accordion(t("manage_title"), open=False):
         with gr.Row():
-            name = gr.Textbox(label="Name", max_lines=1, scale=3)
-            do_rename = gr.Button("Rename", size="sm", scale=1)
-        notes = gr.Textbox(label="Notes", lines=3, placeholder="What you tried, what you saw…")
+            name = gr.Textbox(label=t("manage_name"), max_lines=1, scale=3)
+            do_rename = gr.Button(t("manage_rename"), size="sm", scale=1)
+        notes = gr.Textbox(label=t("manage_notes"), lines=3, placeholder=t("manage_notes_placeholder"))
         with gr.Row():
-            do_notes = gr.Button("Save notes", size="sm")
-            delete = gr.Button("Delete run…", variant="stop", size="sm")
-            confirm = gr.Button("Yes, delete it and its files", variant="stop", size="sm", visible=False)
-            keep = gr.Button("Keep it", size="sm", visible=False)
+            do_notes = gr.Button(t("manage_save_notes"), size="sm")
+            delete = gr.Button(t("manage_delete"), variant="stop", size="sm")
+            confirm = gr.Button(t("manage_confirm"), variant="stop", size="sm", visible=False)
+            keep = gr.Button(t("manage_keep"), size="sm", visible=False)
+        locale = gr.Textbox("en", visible=False)  # filled with the page's language by WITH_LOCALE_JS
 
-    do_rename.click(lambda r, n: rename(studio, r, n), [chosen, name], action, api_name="rename_run")
-    do_notes.click(lambda r, n: save_notes(studio, r, n), [chosen, notes], action, api_name="save_run_notes")
+    do_rename.click(lambda r, n, lang="en": rename(studio, r, n, lang), [chosen, name, locale], action,
+                    api_name="rename_run", js=WITH_LOCALE_JS)
+    do_notes.click(lambda r, n, lang="en": save_notes(studio, r, n, lang), [chosen, notes, locale], action,
+                   api_name="save_run_notes", js=WITH_LOCALE_JS)
 
-    def asked(run_id: int | None) -> tuple:
-        text, shown = ask_delete(studio, run_id)
-        return text, shown, shown
+    def asked(run_id: int | None, language: str | None = "en") -> tuple:
+        message, shown = ask_delete(studio, run_id, language)
+        return message, shown, shown
 
-    def done(run_id: int | None) -> tuple:
-        text, hidden = confirm_delete(studio, run_id)
-        return text, hidden, hidden
+    def done(run_id: int | None, language: str | None = "en") -> tuple:
+        message, hidden = confirm_delete(studio, run_id, language)
+        return message, hidden, hidden
 
-    delete.click(asked, chosen, [action, confirm, keep], api_name="ask_delete_run")
-    confirm.click(done, chosen, [action, confirm, keep], api_name="delete_run")
+    delete.click(asked, [chosen, locale], [action, confirm, keep], api_name="ask_delete_run", js=WITH_LOCALE_JS)
+    confirm.click(done, [chosen, locale], [action, confirm, keep], api_name="delete_run", js=WITH_LOCALE_JS)
     keep.click(lambda: ("", gr.update(visible=False), gr.update(visible=False)), None, [action, confirm, keep],
                api_visibility="private")
     return {"name": name, "notes": notes, "confirm": confirm, "keep": keep}
