@@ -21,10 +21,12 @@ from core.export import ExportService
 from core.memory.advisor import MemoryAdvisor
 from core.models.loading import resolve_model
 from core.models.starter.build import is_built
+from core.models.starter.quick_start import QuickStart, quick_start_state, start_quick_start
 from core.models.starter.recipe import DOWNLOAD_MB
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.runs.files import MetricsCache, log_tail
+from core.runs.follow_up import follow_pending
 from core.runs.launcher import Launcher
 from core.runs.log_noise import quiet_tail
 from core.runs.manifest import ResumePoint
@@ -69,6 +71,7 @@ class Studio:
                     print(f"watchdog: {e}", flush=True)
 
         threading.Thread(target=watch, name="run-watchdog", daemon=True).start()
+        follow_pending(self.launcher, self.registry, self._watchdog_stop)  # quick starts begun before a restart
 
     def close(self) -> None:
         self._watchdog_stop.set()
@@ -239,6 +242,19 @@ class Studio:
         """Build the choice's base now if it is a built-in model that is missing (the starter downloads and
         converts, reporting ``progress(fraction, message)``); returns the folder or hub id it resolves to."""
         return resolve_model(self.base_of(choice), self.paths, progress)
+
+    # --- quick start --------------------------------------------------------------------------------------
+    def quick_start(self, progress: ProgressCallback | None = None, stage_1: dict[str, Any] | None = None,
+                    stage_2: dict[str, Any] | None = None) -> QuickStart:
+        """The LLaVA recipe on shapes-qa with starter-vlm: registers the set and builds the model when needed,
+        starts stage 1, and stage 2 (LoRA from stage 1's result) once stage 1 completes; ``stage_1``/``stage_2``
+        override fields of either stage (budgets)."""
+        return start_quick_start(self.paths, self.registry, self.catalog, self.launcher, progress, stage_1, stage_2)
+
+    def quick_start_state(self, stage_1_run: int) -> dict[str, Any]:
+        """Each stage's run and status, and why stage 2 did not start when it did not."""
+        self.reconcile()
+        return quick_start_state(self.registry, stage_1_run)
 
     # --- chat ---------------------------------------------------------------------------------------------
     def chat_choices(self) -> list[tuple[str, str]]:
