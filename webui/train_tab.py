@@ -11,6 +11,7 @@ import pandas as pd
 from core.runs.launcher import shell_text
 from core.studio import Studio
 from core.train_config import STARTER_MODEL, TINY_MODEL, TrainConfig
+from webui import quick_start
 from webui.builds import build_panel
 from webui.form import build_form
 from webui.messages import esc, failure_markdown, problems_markdown
@@ -123,6 +124,7 @@ def applied_markdown(result: dict[str, Any]) -> str:
 
 
 def build(studio: Studio) -> dict[str, Any]:
+    quick = quick_start.build(studio)
     gr.Markdown("### New training run")
     names = [d.name for d in studio.list_datasets()]
     form = build_form(TrainConfig, overrides={
@@ -167,7 +169,7 @@ def build(studio: Studio) -> dict[str, Any]:
 
     check.click(do_check, inputs, [status, command, config_json], api_name="check_config")
     start.click(do_start, inputs, [status, command, config_json, run_id], api_name="start_run")
-    return {"form": form, "run_id": run_id, "memory": memory, "builds": builds}
+    return {"form": form, "run_id": run_id, "memory": memory, "builds": builds, "quick_start": quick}
 
 
 def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component]) -> dict[str, Any]:
