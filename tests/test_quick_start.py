@@ -12,6 +12,7 @@ from core.runs.files import FINAL_DIR
 from core.runs.follow_up import FOLLOW_UP_FILE, start_follow_up
 from core.store.registry import TERMINAL
 from core.train_config import TINY_MODEL
+from webui.quick_start import is_finished, state_markdown
 
 # Tiny budgets on the tiny model: the chain is the point here (the recipe itself is measured in bench/quality.py).
 BUDGET = {"max_steps": 2, "batch_size": 2, "eval_max_rows": 4, "max_length": 256}
@@ -35,6 +36,8 @@ def test_quick_start_trains_stage_2_from_stage_1s_result(studio) -> None:
     assert adapter["base_model_name_or_path"] == first.artefact_dir  # LoRA sits on stage 1's weights
     assert start_follow_up(studio.launcher, studio.registry, first.id) is None  # never a second stage 2
     assert len(studio.registry.list_runs()) == 2
+    shown = state_markdown(studio.quick_start_state(first.id))  # what the Train tab's panel says at the end
+    assert f"run **{first.id}**" in shown and f"run **{second.id}**" in shown and f"choose run {second.id}" in shown
 
 
 def test_a_failed_stage_1_does_not_start_stage_2(studio, data_dir: Path, tmp_path: Path) -> None:
@@ -48,6 +51,7 @@ def test_a_failed_stage_1_does_not_start_stage_2(studio, data_dir: Path, tmp_pat
     state = studio.quick_start_state(started.stage_1_run)
     assert state["stage_2"] is None and state["follow_up"] == "not_started"
     assert f"run {first.id} ended failed" in state["reason"]
+    assert "not started" in state_markdown(state) and is_finished(state)
     assert [r.id for r in studio.registry.list_runs()] == [first.id]
     kept = json.loads((Path(first.run_dir) / FOLLOW_UP_FILE).read_text())
     assert kept["config"]["model"] == str(Path(first.run_dir) / FINAL_DIR)  # made when stage 1 was recorded
