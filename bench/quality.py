@@ -41,6 +41,7 @@ MODES = {"quick": {"stage_1_steps": 12, "stage_2_steps": 12, "repeat_steps": 3, 
          "full": {"stage_1_steps": recipe.STAGE_1["max_steps"], "stage_2_steps": recipe.STAGE_2["max_steps"],
                   "repeat_steps": 8, "lisa_interval": 12},
          "smoke": {"stage_1_steps": 2, "stage_2_steps": 2, "repeat_steps": 2, "lisa_interval": 1}}
+RESULTS_DIR = ROOT / "docs" / "quality"  # each mode's raw figures, from which docs/quality.md is written
 IN_RUN_EVAL_ROWS = 8  # the job's own eval (baseline and end) stays cheap; the evaluation job scores them all
 METHODS = {  # stage 2 variants: fields over recipe.STAGE_2
     "LoRA": {},
@@ -126,8 +127,12 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "docs" / "quality.md"))
     parser.add_argument("--smoke", action="store_true",
                         help="the whole path on tiny-random-llava, two steps a run (checks the bench only)")
+    parser.add_argument("--render", action="store_true", help="only rewrite --out from the kept figures")
     parser.add_argument("--only", default="", help="comma-separated stage 2 methods to run (default all)")
     args = parser.parse_args()
+    if args.render:
+        render(sorted(RESULTS_DIR.glob("results-*.json")), Path(args.out))
+        return
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     budget = MODES[mode]
     work = Path(args.work) / mode
@@ -175,14 +180,24 @@ def main() -> None:
                          "max_abs_diff": max(abs(a - b) for a, b in zip(first, second, strict=True))}
     results["seconds"] = round(time.time() - started, 1)
     results["load_after"] = os.getloadavg()[0]
+    results["command"] = " ".join(["python", "bench/quality.py", *sys.argv[1:]])
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.smoke:  # checks the bench; its figures go beside its logs, never into the docs
+        render([work / "results.json"], work / "quality.md")
+        return
+    kept = RESULTS_DIR / f"results-{mode}.json"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(work / "results.json", kept)
+    render(sorted(RESULTS_DIR.glob("results-*.json")), Path(args.out))
+    print(f"wrote {args.out} ({results['seconds']:.0f} s); raw figures in {kept}")
 
-    from bench.quality_report import report
 
-    if args.smoke:
-        args.out = str(work / "quality.md")
-    Path(args.out).write_text(report(results, " ".join(["python", "bench/quality.py", *sys.argv[1:]])))
-    print(f"wrote {args.out} ({results['seconds']:.0f} s); raw figures in {work / 'results.json'}")
+def render(files: list[Path], out: Path) -> None:
+    """The document from every kept measurement (one section per mode)."""
+    from bench.quality_report import document
+
+    measured = [json.loads(f.read_text()) for f in files]
+    out.write_text(document([(m, m["command"]) for m in measured]))
 
 
 if __name__ == "__main__":

@@ -43,11 +43,30 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     return out
 
 
+TITLE = "# What training does to starter-vlm"
+INTRO = ("Written by `bench/quality.py` from its measurements (the raw figures are in `docs/quality/`); rerun it to "
+         "measure again. The full budgets are the recipe's (`core/models/starter/recipe.py`: stage 1 48 steps, "
+         "stage 2 96 steps), which Quick start runs; `--quick` cuts every run to 12 steps.")
+MODE_TITLES = {"full": "Full budgets", "quick": "Quick mode (`--quick`)", "smoke": "Smoke run (tiny model)"}
+
+
 def report(results: dict[str, Any], command: str) -> str:
+    """A document of one measurement."""
+    return document([(results, command)])
+
+
+def document(measurements: list[tuple[dict[str, Any], str]]) -> str:
+    """docs/quality.md: every measurement's section (full budgets first)."""
+    order = list(MODE_TITLES)
+    ranked = sorted(measurements, key=lambda m: order.index(m[0]["mode"]))
+    return "\n".join([TITLE, "", INTRO, "", *(section(r, c) for r, c in ranked)])
+
+
+def section(results: dict[str, Any], command: str) -> str:
     base, stage_1 = results["base"], results["stage_1"]
     budget = results["budget"]
     lines = [
-        "# What training does to starter-vlm",
+        f"## {MODE_TITLES[results['mode']]}",
         "",
         f"Measured by `{command}` ({results['mode']} mode) on {results['cores']} CPU cores, "
         f"{time.strftime('%Y-%m-%d')}, in {results['seconds'] / 60:.0f} minutes (load average "
@@ -73,11 +92,11 @@ def report(results: dict[str, Any], command: str) -> str:
         else:
             lines.append(_row(f"stage 1 + {label}", stage_1, figures))
     lines += ["", f"The untrained starter scores {base['exact_match']:.1f} % exact match and "
-              f"{base['eval_loss']:.3f} eval loss.", "", "## Targets", "",
+              f"{base['eval_loss']:.3f} eval loss.", "", "### Targets", "",
               "| target | met | measured |", "| --- | --- | --- |"]
     for target, met, measured in targets(results):
         lines.append(f"| {target} | {'yes' if met else 'no'} | {measured} |")
-    lines += ["", "## Answers on held-out pictures (every 12th row)", "",
+    lines += ["", "### Answers on held-out pictures (every 12th row)", "",
               "| question | reference | base | stage 1 | stage 1 + LoRA |", "| --- | --- | --- | --- | --- |"]
     lora = results["stage_2"].get("LoRA", {}).get("examples") or [("", "", "")] * len(base["examples"])
     for (question, reference, b), (_, _, s1), (_, _, lo) in zip(base["examples"], stage_1["examples"], lora,
