@@ -14,9 +14,10 @@ PROGRESS = gr.Progress()
 TITLE = "Quick start"
 INTRO = ("Trains **starter-vlm**, a real small LLaVA, on the bundled picture questions (**shapes-qa**) in two "
          "runs, as LLaVA was trained: stage 1 teaches the projector what the pictures mean (everything else "
-         "frozen), then stage 2 adds LoRA on the language model, starting from stage 1's result. It takes minutes "
-         "on a laptop's CPU (more while other work shares it); the first time, it builds the model first "
-         "({mb} MB from PyPI). Afterwards, pick the stage 2 run in **Chat** and ask about a new picture.")
+         "frozen), then stage 2 adds LoRA on the language model, starting from stage 1's result. It takes about a "
+         "quarter of an hour on two idle CPU cores (more while other work shares them); the first time, it "
+         "builds the model first ({mb} MB from PyPI). Afterwards, pick the stage 2 run in **Chat** and ask about a "
+         "new picture.")
 BUTTON = "Quick start"
 STARTED = "🚀 Stage 1 started as run **{run}**. Stage 2 starts by itself when stage 1 completes."
 STATUS_ICONS = {"queued": "⏳", "running": "⏳", "completed": "✅", "stopped": "⏹️", "failed": "❌",
