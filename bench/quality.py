@@ -1,6 +1,6 @@
 """What fine-tuning does to starter-vlm on shapes-qa, through the studio's own jobs, into docs/quality.md.
 
-    python bench/quality.py --quick        # about 10 minutes on 2 idle cores (short budgets)
+    python bench/quality.py --quick        # 13 minutes measured on 2 shared cores (12 steps a run)
     python bench/quality.py                # the full budgets (well under an hour on 2 idle cores)
 
 Fixed seeds. Stage 1 (the projector alone) runs once with `python -m jobs.train --config ...`; each stage 2
@@ -110,6 +110,11 @@ def evaluate(data_dir: Path, work: Path, name: str, model: str) -> dict[str, Any
             "eval_seconds": measured["seconds"]}
 
 
+def keep(work: Path, results: dict[str, Any]) -> None:
+    """What is measured so far, in case the bench is stopped before the end."""
+    (work / "partial.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
 def lisa_periods(rss_by_step: list[tuple[int, float]], interval: int) -> list[float]:
     """Peak RSS (GB) in each LISA re-sampling period (steps 1..K, K+1..2K, ...)."""
     peaks: dict[int, float] = {}
@@ -154,6 +159,7 @@ def main() -> None:
     stage_1 = train(data_dir, work, "stage-1", {**recipe.STAGE_1, **common, **first_model,
                                                 "max_steps": budget["stage_1_steps"]})
     results["stage_1"] = {**stage_1, **evaluate(data_dir, work, "stage-1", f"run:{stage_1['run']}")}
+    keep(work, results)
     stage_2 = {**recipe.STAGE_2, **common, "model": stage_1["result"], "max_steps": budget["stage_2_steps"]}
     wanted = [m.strip() for m in args.only.split(",") if m.strip()] or list(METHODS)
     results["stage_2"] = {}
@@ -171,6 +177,7 @@ def main() -> None:
         scored = evaluate(data_dir, work, f"stage-2-{slug}", f"run:{trained['run']}")
         results["stage_2"][label] = {**trained, **scored, "config": {k: config[k] for k in
                                                                      ("method", "learning_rate", "max_steps")}}
+        keep(work, results)
         if fields.get("method") == "lisa":
             results["stage_2"][label]["rss_per_period_gb"] = lisa_periods(trained["rss_by_step"],
                                                                           budget["lisa_interval"])
