@@ -1,7 +1,7 @@
 """What fine-tuning does to starter-vlm on shapes-qa, through the studio's own jobs, into docs/quality.md.
 
     python bench/quality.py --quick        # 13 minutes measured on 2 shared cores (12 steps a run)
-    python bench/quality.py                # the full budgets (well under an hour on 2 idle cores)
+    python bench/quality.py                # the recipe's budgets: about 40 min on 2 idle cores (estimated)
 
 Fixed seeds. Stage 1 (the projector alone) runs once with `python -m jobs.train --config ...`; each stage 2
 method (LoRA, QLoRA 4-bit NF4, LISA, full fine-tuning of the language model) then starts from stage 1's result
