@@ -86,14 +86,16 @@ def launch(args: argparse.Namespace, *, block: bool = True) -> tuple[object, obj
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from core.runs.log_noise import silence_library_noise
     from core.studio import Studio
-    from webui.app_ui import build_app
+    from webui.app_ui import CSS, build_app
     from webui.guard import GuardedApp, HostPolicy
+    from webui.i18n import i18n
     from webui.logins import LOGIN_NOTE, Credentials
 
     silence_library_noise()  # chat loads models in this process too
     studio = Studio(args.data_dir)
     studio.set_upload_limit(args.max_upload)  # the same limit for browser uploads and server paths
     studio.start_watchdog()
+    studio.start_queue()  # waiting runs start in turn, with or without a browser; a queue left earlier resumes
     app = build_app(studio)
     app.queue(default_concurrency_limit=4)
     policy = HostPolicy(args.host, args.port, allowed_hosts(args))
@@ -103,7 +105,7 @@ def launch(args: argparse.Namespace, *, block: bool = True) -> tuple[object, obj
                auth=Credentials(auth).verify if auth else None, auth_message=LOGIN_NOTE if auth else None,
                max_file_size=args.max_upload, blocked_paths=[str(studio.paths.root)],
                prevent_thread_lock=not block, show_error=False, ssr_mode=False, num_workers=0,
-               _app=GuardedApp(policy))
+               i18n=i18n(), css=CSS, _app=GuardedApp(policy))
     policy.port = app.server_port or args.port
     if app.share_url:
         policy.add_host(urlsplit(app.share_url).hostname or "")

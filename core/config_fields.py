@@ -12,6 +12,8 @@ from core.problems import Problem
 # NaN passes every range check (NaN < min is false), so it is refused on its own, as are the infinities.
 NOT_FINITE = "expected a finite number, got {value!r}: NaN and infinity are not allowed"
 
+EMPTY_NUMBER = "expected {expected}; the field is empty or holds something that is not a number"
+
 Choices = Sequence[str | tuple[str, str]] | Callable[[], Sequence[str | tuple[str, str]]]
 
 
@@ -93,6 +95,9 @@ def coerce(f: dataclasses.Field, value: Any) -> tuple[Any, Problem | None]:
         return str(value), None
     except (TypeError, ValueError, OverflowError):
         expected = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, "text")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            # A browser's number box sends nothing for an empty box or one holding letters.
+            return f.default, Problem(EMPTY_NUMBER.format(expected=expected), field=f.name)
         return f.default, Problem(f"expected {expected}, got {shown(value)}", field=f.name)
 
 

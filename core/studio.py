@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from core.chat import RUN_PREFIX, ChatService, parse_run_choice
+from core.compare.ab_chat import ABUpdate
+from core.compare.service import CompareService, Comparison
 from core.datasets.catalog import DatasetCatalog, ImportRequest
 from core.datasets.importer import ProgressCallback
 from core.datasets.limits import ImportLimits, parse_size
@@ -25,15 +27,21 @@ from core.models.starter.quick_start import QuickStart, quick_start_state, start
 from core.models.starter.recipe import DOWNLOAD_MB
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
-from core.runs.files import MetricsCache, log_tail
+from core.runs.comparison_launch import DEFAULT_METHODS, comparison_variants, method_problems
+from core.runs.deletion import DeletionPlan, delete_run, plan_deletion
+from core.runs.files import MetricsCache, log_tail, metrics_page
 from core.runs.follow_up import follow_pending
 from core.runs.launcher import Launcher
 from core.runs.log_noise import quiet_tail
 from core.runs.manifest import ResumePoint
 from core.runs.processes import heartbeat_seconds
+from core.runs.queue import JobQueue
+from core.store.job_queue import QueueEntry
 from core.store.registry import STORE_ERRORS, DatasetRecord, EvalRecord, Registry, RunRecord
 from core.train_config import STARTER_MODEL, TrainConfig, merge_problems
 
+NAME_LIMIT = 120
+NOTES_LIMIT = 10_000
 STORE_UNWRITABLE = ("The studio's database cannot be written ({error}). Statuses shown here may be behind: runs keep "
                     "their last status in their own folder, and it is recorded once the database can be written "
                     "again. Free some space in {folder}.")
@@ -47,6 +55,16 @@ class RunView:
     command: str
 
 
+@dataclass
+class QueueView:
+    """A run waiting in the job queue: its place (1 starts next), the run, and why it has not started."""
+
+    place: int
+    run: RunRecord
+    start_now: bool
+    waiting_reason: str
+
+
 class Studio:
     def __init__(self, data_dir: str | Path | None = None):
         self.paths = StudioPaths.resolve(data_dir)
@@ -57,8 +75,10 @@ class Studio:
         self.exports = ExportService(self.paths, self.registry)
         self.memory = self.launcher.memory = MemoryAdvisor(self.paths, self.registry)
         self.evals = EvalService(self.paths, self.registry, self.catalog, self.launcher)
+        self.queue = JobQueue(self.registry, self.launcher, self.memory)
         self._watchdog_stop = threading.Event()
         self._metrics = MetricsCache()  # the Runs tab polls: parse only what each run appended since
+        self.comparisons = CompareService(self.paths, self.registry, self.evals, self.memory, self._metrics)
         self.store_problem: str | None = None  # why the last registry write failed, until one succeeds again
 
     def start_watchdog(self) -> None:
@@ -73,8 +93,14 @@ class Studio:
         threading.Thread(target=watch, name="run-watchdog", daemon=True).start()
         follow_pending(self.launcher, self.registry, self._watchdog_stop)  # quick starts begun before a restart
 
+    def start_queue(self) -> None:
+        """Start the job queue's dispatcher in this process: waiting runs start when their turn comes, with or
+        without a browser, and a queue left by an earlier studio on this data directory resumes."""
+        self.queue.start_dispatcher()
+
     def close(self) -> None:
         self._watchdog_stop.set()
+        self.queue.stop_dispatcher()
         self.registry.dispose()
 
     # --- datasets -----------------------------------------------------------------------------------------
@@ -152,11 +178,71 @@ class Studio:
         config, problems = TrainConfig.coerce(values)
         return config, merge_problems(problems, self.launcher.check(config))
 
-    def start_run(self, values: dict[str, Any]) -> int:
+    def start_run(self, values: dict[str, Any], start_now: bool = False) -> int:
+        """Queue a run from form values; it starts at once when nothing trains, else when its turn comes, or with
+        ``start_now`` beside the running ones if the memory estimate says they fit together."""
+        config, problems = self.check_config(values)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise ProblemsError(errors)  # every problem Check would list, at once
+        return self.queue.enqueue([config], start_now=start_now)[0]  # validated again before anything is recorded
+
+    def comparison_variants(self, values: dict[str, Any], methods: list[str] | None = None) -> list[TrainConfig]:
+        """The configs a comparison would queue: one per method, on the form's data and budget."""
         config, problems = TrainConfig.coerce(values)
+        problems += method_problems(list(DEFAULT_METHODS if methods is None else methods))
         if problems:
             raise ProblemsError(problems)
-        return self.launcher.start(config)  # validates before anything is recorded
+        return comparison_variants(config, list(DEFAULT_METHODS if methods is None else methods))
+
+    def check_comparison(self, values: dict[str, Any], methods: list[str] | None = None) -> list[Problem]:
+        """Every problem (errors and warnings) of every variant a comparison would queue, naming the variant."""
+        try:
+            variants = self.comparison_variants(values, methods)
+        except ProblemsError as e:
+            return e.problems
+        return self.queue.check_all(variants, warnings=True)
+
+    def queue_place(self, run_id: int) -> QueueView | None:
+        """Where a run waits in the job queue, or None when it is not waiting (it started, or ended)."""
+        return next((v for v in self.queue_entries() if v.run.id == int(run_id)), None)
+
+    def launch_comparison(self, values: dict[str, Any], methods: list[str] | None = None) -> list[int]:
+        """Queue one variant per method (default LoRA, QLoRA, LISA), named "<run name> · <method>"; every
+        variant passes Check before any is queued (problems name their variant). Returns the run ids in order."""
+        return self.queue.enqueue(self.comparison_variants(values, methods))
+
+    def queue_entries(self) -> list[QueueView]:
+        """The runs waiting in the job queue, in the order they will start."""
+        views = []
+        for entry in self.queue.entries():
+            try:
+                views.append(self._queue_view(entry))
+            except KeyError:
+                continue
+        return views
+
+    def _queue_view(self, entry: QueueEntry) -> QueueView:
+        return QueueView(entry.place, self.registry.get_run(entry.run_id), entry.start_now, entry.waiting_reason)
+
+    def cancel_queued(self, run_id: int) -> bool:
+        """Take a waiting run out of the queue (it ends as stopped); False if it was not waiting."""
+        return self.queue.cancel(int(run_id))
+
+    def move_queued(self, run_id: int, offset: int) -> bool:
+        """Move a waiting run one place earlier (offset -1) or later (+1); False when it is already at that end."""
+        return self.queue.move(int(run_id), int(offset))
+
+    def start_queued_now(self, run_id: int) -> str:
+        """Start a waiting run beside the running ones if they fit together; "" once started, else why it waits."""
+        return self.queue.start_now(int(run_id))
+
+    def method_settings(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The settings that follow from the chosen method (QLoRA: a 4-bit NF4 base); unknown methods change nothing."""
+        from core.methods import get_method, method_names
+
+        method = values.get("method")
+        return get_method(method).settings_for(values) if method in method_names() else {}
 
     def reconcile(self) -> list[int]:
         """The watchdog's check (see ``Launcher.reconcile``); a database that cannot be written is remembered in
@@ -170,9 +256,51 @@ class Studio:
         self.store_problem = None
         return changed
 
-    def list_runs(self) -> list[RunRecord]:
+    def list_runs(self, status: str | None = None, method: str | None = None, dataset: str | None = None
+                  ) -> list[RunRecord]:
+        """Every run, newest first; only those with the given status, method and dataset, when given."""
         self.reconcile()
-        return self.registry.list_runs()
+        try:
+            self.queue.dispatch()  # pollers keep the queue moving too, should the dispatcher thread not run
+        except STORE_ERRORS:
+            pass  # a database that cannot be written: reconcile has already said so in store_problem
+        wanted = {"status": status, "method": method, "dataset": dataset}
+        return [r for r in self.registry.list_runs()
+                if all(not value or getattr(r, key) == value for key, value in wanted.items())]
+
+    def run_filters(self) -> dict[str, list[str]]:
+        """The values the runs can be filtered by: statuses, methods and datasets that occur."""
+        runs = self.registry.list_runs()
+        return {key: sorted({getattr(r, key) for r in runs}) for key in ("status", "method", "dataset")}
+
+    def rename_run(self, run_id: int, name: str) -> RunRecord:
+        name = str(name or "").strip()
+        if not name or len(name) > NAME_LIMIT or "\n" in name:
+            raise ProblemsError([Problem(f"give the run a name of one line, 1 to {NAME_LIMIT} characters",
+                                         field="name")])
+        self.registry.update_run(int(run_id), name=name)
+        return self.registry.get_run(int(run_id))
+
+    def set_run_notes(self, run_id: int, notes: str) -> RunRecord:
+        notes = str(notes or "")
+        if len(notes) > NOTES_LIMIT:
+            raise ProblemsError([Problem(f"keep the notes under {NOTES_LIMIT:,} characters", field="notes")])
+        self.registry.update_run(int(run_id), notes=notes)
+        return self.registry.get_run(int(run_id))
+
+    def metrics_page(self, run_id: int, older: int = 0, per_page: int = 50) -> dict[str, Any]:
+        """A page of a run's metrics lines (the last ``per_page`` by default, ``older`` pages back)."""
+        run = self.registry.get_run(int(run_id))
+        return metrics_page(self._metrics.read(Path(run.run_dir)), older, per_page)
+
+    def deletion_plan(self, run_id: int) -> DeletionPlan:
+        """What deleting a run would remove (folder, size, checkpoints, evaluations); raises while it runs."""
+        return plan_deletion(self.paths, self.registry, int(run_id), self.queue.waiting_ids())
+
+    def delete_run(self, run_id: int) -> DeletionPlan:
+        """Delete a run that is not running: its row, its evaluations and their folders, its own folder."""
+        self.queue.cancel(int(run_id))  # a waiting run must not start while it is being deleted
+        return delete_run(self.paths, self.registry, int(run_id), self.queue.waiting_ids())
 
     def run_view(self, run_id: int, log_bytes: int = 6000) -> RunView:
         run = self.registry.get_run(run_id)
@@ -181,7 +309,8 @@ class Studio:
         return RunView(run, self._metrics.read(run_dir), tail, self.launcher.command_of(run))
 
     def stop_run(self, run_id: int) -> bool:
-        return self.launcher.stop(run_id)
+        """Stop a run: a waiting one leaves the queue, a running one saves and ends."""
+        return self.queue.cancel(int(run_id)) or self.launcher.stop(run_id)
 
     def resume_run(self, run_id: int) -> ResumePoint:
         """Continue a stopped, failed or lost run from its newest checkpoint that passes its checks; returns that
@@ -273,3 +402,22 @@ class Studio:
         except (KeyError, ValueError):
             return {"ok": False, "reason": f"There is no model or run {choice!r}.", "card": self.memory.card(card)}
         return self.memory.chat_estimate(model, bits, card)
+
+    # --- comparison ---------------------------------------------------------------------------------------
+    def compare_runs(self, run_ids: list[Any], x: str = "step", smoothing: float = 0.0) -> Comparison:
+        """2 to 6 runs side by side: summary (best marked), curves against ``x`` (EMA ``smoothing``), config diff."""
+        return self.comparisons.compare(run_ids, x, smoothing)
+
+    def export_comparison_csv(self, run_ids: list[Any]) -> Path:
+        return self.comparisons.export_csv(run_ids)
+
+    def export_comparison_charts(self, run_ids: list[Any], x: str = "step", smoothing: float = 0.0) -> list[Path]:
+        return self.comparisons.export_pngs(run_ids, x, smoothing)
+
+    def ab_chat_choices(self, run_ids: list[Any]) -> list[tuple[str, str]]:
+        return self.comparisons.chat_choices(run_ids)
+
+    def ab_chat_stream(self, choices: list[str], question: str, image: Path | None = None, **kw: Any
+                       ) -> Iterator[ABUpdate]:
+        """The same question (and image) to 2-4 models: together when the estimator says they fit, else in turn."""
+        return self.comparisons.ab.stream(choices, question, image, **kw)

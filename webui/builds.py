@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 
 from core.studio import Studio
+from webui.i18n import t
 from webui.messages import failure_markdown
 
 PROGRESS = gr.Progress()  # the default Gradio replaces with a live progress bar per call
@@ -41,7 +42,7 @@ def build_panel(studio: Studio, model: gr.components.Component) -> dict[str, Any
     """Under the Train form: shown while the chosen model still has to be built, with a button that builds it."""
     with gr.Row(visible=False) as row:
         note = gr.Markdown()
-        button = gr.Button(BUILD_LABEL, scale=0)
+        button = gr.Button(t("build_now"), scale=0)
 
     def show(choice: str) -> tuple[Any, str]:
         text = pending_markdown(studio, choice, "train")

@@ -15,12 +15,8 @@ from core.datasets.records import IMAGE_PLACEHOLDER, Message
 from core.studio import Studio
 from core.train_config import TINY_MODEL
 from webui.builds import PROGRESS, build_now, pending_markdown
+from webui.i18n import t
 from webui.messages import failure_markdown
-
-LOADING_INFO = ("Half precision is bf16 on a GPU (fp16 where it has no bf16) and fp32 on a CPU; 8-bit and 4-bit "
-                "quantize the language model with bitsandbytes (a 7B model in about 8 GB or 5 GB) for bases and "
-                "adapter runs alike.")
-
 
 CHAT_FITS = "{icon} Chat needs about {chat} GB on {card}{beside}: {verdict}."
 BESIDE_RUNS = ", beside {gb} GB for the {n} run(s) training now"
@@ -62,23 +58,23 @@ def new_state() -> dict[str, Any]:
 
 def build(studio: Studio) -> dict[str, Any]:
     with gr.Row():
-        model = gr.Dropdown(label="Model", choices=studio.chat_choices(), value=TINY_MODEL, scale=3,
+        model = gr.Dropdown(label=t("chat_model"), choices=studio.chat_choices(), value=TINY_MODEL, scale=3,
                             allow_custom_value=True)
-        refresh = gr.Button("Refresh list", scale=1)
+        refresh = gr.Button(t("chat_refresh"), scale=1)
     with gr.Row():
         with gr.Column(scale=1):
-            image = tolerant_image(label="Image", type="filepath", sources=["upload", "clipboard"])
-            max_tokens = gr.Slider(8, 1024, value=128, step=8, label="Max new tokens")
-            temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.1, label="Temperature (0 = greedy)")
+            image = tolerant_image(label=t("chat_image"), type="filepath", sources=["upload", "clipboard"])
+            max_tokens = gr.Slider(8, 1024, value=128, step=8, label=t("chat_max_tokens"))
+            temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.1, label=t("chat_temperature"))
             loading = gr.Radio([(label, value) for value, label in CHAT_LOADINGS.items()], value="auto",
-                               label="Load the model in", info=LOADING_INFO)
+                               label=t("chat_loading"), info=t("chat_loading_info"))
             memory = gr.Markdown()
         with gr.Column(scale=2):
-            chatbot = gr.Chatbot(label="Conversation", height=420)
-            question = gr.Textbox(label="Your message", placeholder="What is in the picture?")
+            chatbot = gr.Chatbot(label=t("chat_conversation"), height=420)
+            question = gr.Textbox(label=t("chat_message"), placeholder=t("chat_placeholder"))
             with gr.Row():
-                send = gr.Button("Send", variant="primary")
-                clear = gr.Button("New conversation")
+                send = gr.Button(t("chat_send"), variant="primary")
+                clear = gr.Button(t("chat_new"))
             notice = gr.Markdown()
     state = gr.State(new_state())
     chat_images = studio.paths.uploads_dir / "chat"

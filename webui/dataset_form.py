@@ -12,6 +12,7 @@ import gradio as gr
 
 from core.datasets.catalog import ImportRequest
 from core.datasets.detect import format_choices
+from webui.i18n import t
 
 FORMATS = format_choices()
 SLOTS = [s for s in dict.fromkeys(slot for f in FORMATS for slot in f["slots"]) if s != "id"] + ["id"]  # each once
@@ -21,10 +22,6 @@ UPLOAD, SERVER, HUB = "upload", "server", "hub"  # which source tab is open
 ENCODINGS = [("UTF-8", "utf-8"), ("Western European (cp1252)", "cp1252"), ("Latin-1 (ISO-8859-1)", "latin-1"),
              ("Chinese (GB18030, covers GBK)", "gb18030"), ("Traditional Chinese (Big5)", "big5"),
              ("Japanese (Shift JIS)", "shift_jis"), ("Korean (EUC-KR)", "euc-kr"), ("Cyrillic (cp1251)", "cp1251")]
-HUB_HELP = ("A dataset on the Hugging Face Hub, or a folder on the server that `datasets` can read (written by "
-            "`save_to_disk`, Parquet shards, a Hub repo's layout). **Inspect** shows its size and what the import "
-            "downloads before anything big is. Files go to the usual Hugging Face cache; a private or gated set uses "
-            "your token from `HF_TOKEN` or `hf auth login`, which is never shown.")
 
 
 @dataclass
@@ -48,24 +45,24 @@ class SourceInputs:
 def build_sources() -> SourceInputs:
     """Three tabs: upload, a path on the server, a Hub dataset. The open tab decides where the data comes from."""
     kind = gr.State("")
-    with gr.Tab("Upload") as upload_tab:
-        files = gr.File(label="Dataset files (a zip, or a data file with its images)", file_count="multiple")
-    with gr.Tab("Path on the server") as server_tab:
-        server_path = gr.Textbox("", label="File, folder or zip on the server", placeholder="/data/my-set.jsonl",
-                                 info="A data file, a folder (a datasets folder too) or a zip.")
-    with gr.Tab("Hugging Face Hub") as hub_tab:
-        gr.Markdown(HUB_HELP)
-        hub_id = gr.Textbox("", label="Dataset id", placeholder="HuggingFaceM4/the_cauldron",
-                            info="owner/name, as in the dataset's address on the Hub.")
+    with gr.Tab(t("src_upload")) as upload_tab:
+        files = gr.File(label=t("src_files"), file_count="multiple", elem_id="dataset-files")
+    with gr.Tab(t("src_server")) as server_tab:
+        server_path = gr.Textbox("", label=t("src_server_path"), placeholder="/data/my-set.jsonl",
+                                 info=t("src_server_path_info"))
+    with gr.Tab(t("src_hub")) as hub_tab:
+        gr.Markdown(t("src_hub_help"))
+        hub_id = gr.Textbox("", label=t("src_hub_id"), placeholder="HuggingFaceM4/the_cauldron",
+                            info=t("src_hub_id_info"))
         with gr.Row():
-            config = gr.Textbox("", label="Config (subset)", placeholder="ai2d", info="Needed when it has several.")
-            split = gr.Textbox("", label="Split", placeholder="train", info="Empty: train, or the only split.")
-            revision = gr.Textbox("", label="Revision", placeholder="main", info="A branch, tag or commit.")
+            config = gr.Textbox("", label=t("src_config"), placeholder="ai2d", info=t("src_config_info"))
+            split = gr.Textbox("", label=t("src_split"), placeholder="train", info=t("src_split_info"))
+            revision = gr.Textbox("", label=t("src_revision"), placeholder="main", info=t("src_revision_info"))
         with gr.Row():
-            row_limit = gr.Number(0, label="Row limit", precision=0, minimum=0,
-                                  info="Import only the first rows (0: all); later files are not downloaded.")
-            stream = gr.Checkbox(False, label="Stream (store nothing in the cache)",
-                                 info="Reads the rows over the network; for sets too big for the disk.")
+            row_limit = gr.Number(0, label=t("src_row_limit"), precision=0,
+                                  info=t("src_row_limit_info"))
+            stream = gr.Checkbox(False, label=t("src_stream"),
+                                 info=t("src_stream_info"))
     for tab, name in ((upload_tab, UPLOAD), (server_tab, SERVER), (hub_tab, HUB)):
         tab.select(lambda name=name: name, None, kind, api_visibility="private")
     return SourceInputs(kind, files, server_path, hub_id, config, split, revision, row_limit, stream)

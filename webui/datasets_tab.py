@@ -21,13 +21,13 @@ from webui.dataset_form import (
     request_of,
     with_slot_parameters,
 )
+from webui.i18n import t, text
 from webui.messages import failure_markdown
 
 THUMBNAIL_PX = 160
 ROW_IMAGE_PX = 480
 __all__ = ["SLOTS", "build"]
 REQUIRED_OF = {f["name"]: f["required"] for f in FORMATS}
-STATS_HINT = "Choose a dataset, a model and a max length, then press **Compute statistics**."
 NOT_REGISTERED = "\n\nNothing was registered."
 DEFAULT_MAX_LENGTH = next(f.default for f in TrainConfig.fields() if f.name == "max_length")
 PROGRESS = gr.Progress()  # the default Gradio replaces with a live progress bar per call
@@ -73,84 +73,78 @@ def _thumbnail(path: Path, size: int = THUMBNAIL_PX) -> Any:
 
 
 def build(studio: Studio) -> dict[str, Any]:
-    gr.Markdown("### Add a dataset\nLLaVA, ShareGPT (messages + images), OpenAI-style content parts, Alpaca, "
-                "the_cauldron (images + texts), question/answer tables, captioning tables (CSV, JSON, JSONL, "
-                "Parquet) or an image folder with captions; a zip of any of them with its images, a `datasets` "
-                "folder, or a dataset on the Hugging Face Hub. **Inspect** shows the detected format; **Validate "
-                "and register** checks every row and image, excludes bad rows and says why.")
+    gr.Markdown(t("ds_add"))
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             source = build_sources()
             files, server_path = source.files, source.server_path
-            name = gr.Textbox("", label="Name", placeholder="my-dataset")
-            inspect_button = gr.Button("Inspect")
+            name = gr.Textbox("", label=t("ds_name"), placeholder="my-dataset")
+            inspect_button = gr.Button(t("ds_inspect"))
         with gr.Column(scale=1):
-            inspection = gr.Markdown("Upload files, give a path or a Hub dataset id, then press **Inspect**.")
+            inspection = gr.Markdown(t("ds_inspect_hint"))
     detected = gr.State({})
-    with gr.Accordion("Format, columns, images and evaluation split", open=True):
+    registered = gr.State(False)  # whether the last Register succeeded (not part of the API's answer)
+    with gr.Accordion(t("ds_format_group"), open=True):
         with gr.Row():
-            fmt = gr.Dropdown(label="Format", choices=format_menu(), value=AUTO,
-                              info="Override the detected format if it is wrong.")
-            data_file = gr.Textbox("", label="Data file inside the zip or folder",
-                                   info="Only needed when it holds several data files.")
-            image_root = gr.Textbox("", label="Image root (optional)", info="A folder that relative image paths "
-                                    "resolve against (on the server, or inside the zip); no path may leave it.")
-            encoding = gr.Dropdown(ENCODINGS, value="utf-8", label="Text encoding", allow_custom_value=True,
-                                   info="Of JSON, JSONL, CSV and caption files, when they are not UTF-8.")
+            fmt = gr.Dropdown(label=t("ds_format"), choices=format_menu(), value=AUTO,
+                              info=t("ds_format_info"))
+            data_file = gr.Textbox("", label=t("ds_data_file"),
+                                   info=t("ds_data_file_info"))
+            image_root = gr.Textbox("", label=t("ds_image_root"), info=t("ds_image_root_info"))
+            encoding = gr.Dropdown(ENCODINGS, value="utf-8", label=t("ds_encoding"), allow_custom_value=True,
+                                   info=t("ds_encoding_info"))
         with gr.Row():
             slot_boxes = [gr.Dropdown(label=f"Column for '{slot}'", choices=[("(none)", AUTO)], value=AUTO,
                                       visible=False, allow_custom_value=True) for slot in SLOTS]
         with gr.Row():
-            eval_ratio = gr.Slider(0, 0.5, value=0, step=0.01, label="Eval share",
-                                   info="Rows set aside at random for evaluation (0: none).")
-            eval_path = gr.Textbox("", label="Or a separate eval file", info="A path on the server, or the name of "
-                                   "one of the uploaded files; it wins over the share.")
-            eval_file = gr.File(label="Or upload the eval file", file_count="single")
+            eval_ratio = gr.Slider(0, 0.5, value=0, step=0.01, label=t("ds_eval_share"),
+                                   info=t("ds_eval_share_info"))
+            eval_path = gr.Textbox("", label=t("ds_eval_path"), info=t("ds_eval_path_info"))
+            eval_file = gr.File(label=t("ds_eval_file"), file_count="single")
     with gr.Row():
-        validate = gr.Button("Validate only")
-        register = gr.Button("Validate and register", variant="primary")
+        validate = gr.Button(t("ds_validate"))
+        register = gr.Button(t("ds_register"), variant="primary")
     report = gr.Markdown()
 
-    gr.Markdown("### Registered datasets")
+    gr.Markdown(t("ds_registered"))
     table = gr.Dataframe(views.dataset_table(studio.list_datasets()), interactive=False, wrap=True,
                          column_widths=["12%", "8%", "6%", "5%", "7%", "8%", "26%", "18%", "10%"])
     with gr.Row(equal_height=True):
         names = [d.name for d in studio.list_datasets()]
-        chosen = gr.Dropdown(label="Dataset", choices=names, value=names[0] if names else None,
+        chosen = gr.Dropdown(label=t("ds_dataset"), choices=names, value=names[0] if names else None,
                              allow_custom_value=True, scale=2)
-        new_name = gr.Textbox(label="New name", scale=2)
-        rename = gr.Button("Rename", scale=1)
-        delete = gr.Button("Delete…", variant="stop", scale=1)
-        confirm = gr.Button("Really delete", variant="stop", visible=False, scale=1)
+        new_name = gr.Textbox(label=t("ds_new_name"), scale=2)
+        rename = gr.Button(t("ds_rename"), scale=1)
+        delete = gr.Button(t("ds_delete"), variant="stop", scale=1)
+        confirm = gr.Button(t("ds_really_delete"), variant="stop", visible=False, scale=1)
     action = gr.Markdown()
 
-    gr.Markdown("### Statistics and preview, with a model's processor")
+    gr.Markdown(t("ds_stats_heading"))
     with gr.Row(equal_height=True):
-        model = gr.Dropdown(label="Model", choices=[TINY_MODEL], value=TINY_MODEL, allow_custom_value=True,
-                            info="Its chat template and tokenizer count the tokens, as in training.")
-        max_length = gr.Number(label="Max length", value=DEFAULT_MAX_LENGTH, precision=0, minimum=1)
-        compute = gr.Button("Compute statistics", variant="primary")
+        model = gr.Dropdown(label=t("ds_model"), choices=[TINY_MODEL], value=TINY_MODEL, allow_custom_value=True,
+                            info=t("ds_model_info"))
+        max_length = gr.Number(label=t("ds_max_length"), value=DEFAULT_MAX_LENGTH, precision=0)
+        compute = gr.Button(t("ds_compute"), variant="primary")
     with gr.Row(equal_height=False):
-        stats_text = gr.Markdown(STATS_HINT)
+        stats_text = gr.Markdown(t("ds_stats_hint"))
         lengths = gr.BarPlot(None, x="tokens", y="rows", color="max length",
-                             color_map={"fits": "#22c55e", "cut": "#f87171"}, title="Rows by token length",
+                             color_map={"fits": "#22c55e", "cut": "#f87171"}, title=t("ds_rows_by_length"),
                              x_title="tokens", height=280, sort=None, x_label_angle=-45)
-    gallery = gr.Gallery(label="Rows", columns=10, height=260, object_fit="contain", fit_columns=False)
-    rows = gr.Dataframe(label="Conversations (click a row to preview it below)", interactive=False, wrap=True,
+    gallery = gr.Gallery(label=t("ds_rows"), columns=10, height=260, object_fit="contain", fit_columns=False)
+    rows = gr.Dataframe(label=t("ds_conversations"), interactive=False, wrap=True,
                         headers=["row", "id", "images", "conversation"], max_height=300,
                         column_widths=["6%", "16%", "8%", "70%"])
     with gr.Row(equal_height=True):
-        row = gr.Number(label="Row", value=0, precision=0, minimum=0)
-        previous = gr.Button("◀ Previous")
-        following = gr.Button("Next ▶")
+        row = gr.Number(label=t("ds_row"), value=0, precision=0)
+        previous = gr.Button(t("ds_previous"))
+        following = gr.Button(t("ds_next"))
     row_text = gr.Markdown()
     with gr.Row(equal_height=False):
-        row_images = gr.Gallery(label="Images", columns=3, height=200, object_fit="contain", scale=1,
+        row_images = gr.Gallery(label=t("ds_images"), columns=3, height=200, object_fit="contain", scale=1,
                                 fit_columns=False)
-        conversation = gr.Dataframe(label="Conversation", headers=["role", "text"], interactive=False, wrap=True,
+        conversation = gr.Dataframe(label=t("ds_conversation"), headers=["role", "text"], interactive=False, wrap=True,
                                     scale=2)
-    seen = gr.HighlightedText(label="What the model sees (after the chat template): green is trained on, grey "
-                              "is masked, red is cut by max length", color_map=COLOURS, show_legend=True,
+    seen = gr.HighlightedText(label=t("ds_seen"), color_map=COLOURS, show_legend=True,
                               show_inline_category=False)
     legacy = gr.Button(visible=False)
 
@@ -196,7 +190,7 @@ def build(studio: Studio) -> dict[str, Any]:
                   ratio: float, eval_text: str, eval_upload: str | None, found: dict, text_encoding: str = "utf-8",
                   hub_id: str = "", config: str = "", split: str = "", revision: str = "", row_limit: float = 0,
                   stream: bool = False, kind: str = "", progress: gr.Progress = PROGRESS,
-                  *slots: str) -> tuple[str, pd.DataFrame, Any]:
+                  *slots: str) -> tuple[str, pd.DataFrame, Any, bool]:
         try:
             request = request_of(paths, path, data, chosen_format, root, ratio, eval_text, eval_upload, found, slots,
                                  hub=(hub_id, config, split, revision, row_limit, stream, kind),
@@ -204,17 +198,17 @@ def build(studio: Studio) -> dict[str, Any]:
             record, summary = studio.register_dataset(request, dataset_name or "",
                                                       lambda f, m: progress(f, desc=m))
         except Exception as e:  # noqa: BLE001
-            return failure_markdown(e) + NOT_REGISTERED, listing(), gr.update()
+            return failure_markdown(e) + NOT_REGISTERED, listing(), gr.update(), False
         return (views.report_markdown(summary, record.name), listing(),
-                names_update(studio, record.name))
+                names_update(studio, record.name), True)
 
-    def do_register(paths: list[str] | None, dataset_name: str) -> tuple[str, pd.DataFrame, Any]:
+    def do_register(paths: list[str] | None, dataset_name: str) -> tuple[str, pd.DataFrame, Any, bool]:
         try:
             record, summary = studio.register_upload([Path(p) for p in paths or []], dataset_name or "")
         except Exception as e:  # noqa: BLE001
-            return failure_markdown(e) + NOT_REGISTERED, listing(), gr.update()
+            return failure_markdown(e) + NOT_REGISTERED, listing(), gr.update(), False
         return (views.report_markdown(summary, record.name), listing(),
-                names_update(studio, record.name))
+                names_update(studio, record.name), True)
 
     def do_rename(current: str, wanted: str) -> tuple[str, pd.DataFrame, Any, str]:
         try:
@@ -262,8 +256,8 @@ def build(studio: Studio) -> dict[str, Any]:
             return [], pd.DataFrame(columns=["row", "id", "images", "conversation"])
         try:
             folder, samples = studio.dataset_rows(dataset_name)
-        except Exception as e:  # noqa: BLE001
-            raise gr.Error(failure_markdown(e)) from e
+        except Exception:  # noqa: BLE001 - no toast: the row preview that follows says why, in the page
+            return [], pd.DataFrame(columns=["row", "id", "images", "conversation"])
         pictures, table_rows = [], []
         for index, s in enumerate(samples):
             dialogue = "\n".join(f"{m.role}: {m.content}" for m in s.messages)
@@ -288,6 +282,10 @@ def build(studio: Studio) -> dict[str, Any]:
         return (update, listing(), *do_preview(update["value"]),
                 *do_row(update["value"], 0, TINY_MODEL, DEFAULT_MAX_LENGTH))
 
+    def clear_uploads(done: bool) -> tuple[Any, Any]:
+        """Once registered, the upload boxes empty, so the next Inspect reads the next files, not these."""
+        return (gr.update(value=None), gr.update(value=None)) if done else (gr.update(), gr.update())
+
     def pick_row(event: gr.SelectData) -> int:
         return int(event.index[0]) if isinstance(event.index, (list, tuple)) else int(event.index)
 
@@ -296,16 +294,18 @@ def build(studio: Studio) -> dict[str, Any]:
     fmt.input(do_inspect, inspect_inputs, [inspection, fmt, detected, *slot_boxes], api_visibility="private")
     validate.click(do_validate, sources, [report], api_name="validate_dataset")
     register.click(do_import, [files, server_path, data_file, name, fmt, image_root, eval_ratio, eval_path, eval_file,
-                               detected, encoding, *hub, *slot_boxes], [report, table, chosen],
-                   api_name="import_dataset")
-    legacy.click(do_register, [files, name], [report, table, chosen], api_name="register_dataset")
+                               detected, encoding, *hub, *slot_boxes], [report, table, chosen, registered],
+                   api_name="import_dataset").then(clear_uploads, registered, [files, eval_file],
+                                                   api_visibility="private")
+    legacy.click(do_register, [files, name], [report, table, chosen, registered], api_name="register_dataset").then(
+        clear_uploads, registered, [files, eval_file], api_visibility="private")
     rename.click(do_rename, [chosen, new_name], [action, table, chosen, new_name], api_name="rename_dataset")
     delete.click(delete_prompt, chosen, [confirm, action], api_name="delete_dataset_prompt")
     confirm.click(do_delete, chosen, [action, table, chosen, confirm], api_name="delete_dataset")
     compute.click(do_stats, [chosen, model, max_length], [stats_text, lengths], api_name="dataset_stats")
     row_outputs = [row_images, conversation, seen, row_text]
     chosen.change(do_preview, chosen, [gallery, rows], api_name="preview_dataset").then(
-        lambda: (0, STATS_HINT, None), None, [row, stats_text, lengths], api_visibility="private").then(
+        lambda: (0, text("ds_stats_hint"), None), None, [row, stats_text, lengths], api_visibility="private").then(
         do_row, [chosen, row, model, max_length], row_outputs, api_visibility="private")
     gr.on([row.submit, max_length.submit, model.input], do_row, [chosen, row, model, max_length], row_outputs,
           api_name="preview_row")

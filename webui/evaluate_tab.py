@@ -19,14 +19,12 @@ from core.train_config import TINY_MODEL
 from webui.datasets_tab import _thumbnail
 from webui.eval_views import before_after_frame, evaluations_table, progress_html, sample_markdown, samples_frame
 from webui.form import component_for
+from webui.i18n import t
+from webui.i18n import text as i18n_text
 from webui.messages import failure_markdown, problems_markdown
 
 POLL_SECONDS = 2.0
 SETTINGS = [f for f in EvalConfig.fields() if f.name not in ("run_id", "result", "model", "dataset")]
-INTRO = ("Score a model's answers on a dataset. A run's result is scored **beside its base** on the same rows, "
-         "so the tables below say whether fine-tuning helped, and where. Each evaluation is its own process, "
-         "like a training run: it keeps going if the browser closes, and **Stop** keeps what it scored.")
-PICK_FIRST = "Choose an evaluation above to see its results."
 
 
 def eval_choices(records: list[EvalRecord]) -> list[tuple[str, int]]:
@@ -35,46 +33,45 @@ def eval_choices(records: list[EvalRecord]) -> list[tuple[str, int]]:
 
 
 def build(studio: Studio) -> dict[str, Any]:
-    gr.Markdown(INTRO)
+    gr.Markdown(t("ev_intro"))
     with gr.Row():
-        target = gr.Dropdown(label="Model to score", choices=studio.eval_targets(), value=TINY_MODEL, scale=3,
-                             allow_custom_value=True, info="A base model, or a run's last or best result "
-                             "(scored beside its base).")
-        dataset = gr.Dropdown(label="Dataset", choices=[d.name for d in studio.list_datasets()], value="sample",
+        target = gr.Dropdown(label=t("ev_target"), choices=studio.eval_targets(), value=TINY_MODEL, scale=3,
+                             allow_custom_value=True, info=t("ev_target_info"))
+        dataset = gr.Dropdown(label=t("ev_dataset"), choices=[d.name for d in studio.list_datasets()], value="sample",
                               scale=2, allow_custom_value=True)
-        refresh_lists = gr.Button("Refresh lists", scale=1)
+        refresh_lists = gr.Button(t("ev_refresh"), scale=1)
     with gr.Row(equal_height=False):
-        settings = [component_for(f) for f in SETTINGS]
+        settings = [component_for(f, "eval") for f in SETTINGS]
     with gr.Row():
-        check = gr.Button("Check")
-        start = gr.Button("Start evaluation", variant="primary")
+        check = gr.Button(t("ev_check"))
+        start = gr.Button(t("ev_start"), variant="primary")
     notice = gr.Markdown()
-    command = gr.Textbox(label="Headless command", interactive=False, lines=2)
+    command = gr.Textbox(label=t("ev_command"), interactive=False, lines=2)
 
-    gr.Markdown("### Evaluations")
+    gr.Markdown(t("ev_heading"))
     table = gr.Dataframe(evaluations_table(studio.list_evaluations()), interactive=False, wrap=True)
     with gr.Row():
-        chosen = gr.Dropdown(label="Evaluation", choices=eval_choices(studio.list_evaluations()), value=None, scale=3,
+        chosen = gr.Dropdown(label=t("ev_evaluation"), choices=eval_choices(studio.list_evaluations()), value=None,
+                             scale=3,
                              allow_custom_value=True)
-        stop = gr.Button("Stop evaluation", variant="stop", scale=1)
+        stop = gr.Button(t("ev_stop"), variant="stop", scale=1)
     progress = gr.HTML()
-    details = gr.Markdown(PICK_FIRST)
-    gr.Markdown("### Before and after")
-    before_after = gr.Dataframe(before_after_frame(None), interactive=False, label="Per metric (better by: "
-                                "positive means the fine-tuned result scores better)")
-    gr.Markdown("### Per sample")
+    details = gr.Markdown(t("ev_pick_first"))
+    gr.Markdown(t("ev_before_after"))
+    before_after = gr.Dataframe(before_after_frame(None), interactive=False, label=t("ev_per_metric"))
+    gr.Markdown(t("ev_per_sample"))
     with gr.Row():
-        metric = gr.Dropdown(label="Score", choices=[(METRIC_LABELS[m], m) for m in SAMPLE_METRICS],
+        metric = gr.Dropdown(label=t("ev_score"), choices=[(METRIC_LABELS[m], m) for m in SAMPLE_METRICS],
                              value="rouge_l")
-        order = gr.Dropdown(label="Sort", choices=list(SORTS), value=SORTS[0])
+        order = gr.Dropdown(label=t("ev_sort"), choices=list(SORTS), value=SORTS[0])
         with gr.Column():
-            export = gr.Button("Export CSV")
+            export = gr.Button(t("ev_export"))
             export_notice = gr.Markdown()
         csv_file = gr.File(label="CSV", interactive=False, visible=False)
     samples = gr.Dataframe(samples_frame([]), interactive=False, wrap=True, max_height=420,
-                           label="Click a row to see its image and answers in full")
+                           label=t("ev_samples"))
     with gr.Row(equal_height=False):
-        image = gr.Image(label="Image", type="pil", interactive=False, height=220, scale=1)
+        image = gr.Image(label=t("ev_image"), type="pil", interactive=False, height=220, scale=1)
         sample = gr.Markdown(sample_markdown(None, ""))
     shown_rows = gr.State([])
     seen = gr.State(None)  # (id, status, step) last drawn, so polling redraws only what changed
@@ -98,7 +95,7 @@ def build(studio: Studio) -> dict[str, Any]:
 
     def draw(eval_id: int | None, score: str, sort: str) -> tuple:
         if eval_id is None:
-            return "", PICK_FIRST, before_after_frame(None), samples_frame([]), [], None
+            return "", i18n_text("ev_pick_first"), before_after_frame(None), samples_frame([]), [], None
         try:
             view = studio.evaluation_view(int(eval_id))
         except Exception as e:  # noqa: BLE001

@@ -9,41 +9,38 @@ import gradio as gr
 from core.datasets.limits import human_size
 from core.export import MERGE_DTYPES, merge_refusal
 from core.studio import Studio
+from webui.i18n import t, text
 from webui.messages import code, esc, failure_markdown
 
 PROGRESS = gr.Progress()  # the default Gradio replaces with a live progress bar per call
-PICK_FIRST = "Choose a finished run (completed or stopped, with its result saved) to export."
 
 
 def build(studio: Studio) -> dict[str, Any]:
     service = studio.exports
-    gr.Markdown("Take a finished run's result out of the studio: download it as one zip file, or fold a LoRA or "
-                "QLoRA adapter into its base to get a standalone model folder.")
+    gr.Markdown(t("ex_intro"))
     with gr.Row():
-        chosen = gr.Dropdown(label="Finished run", choices=service.choices(), value=None, scale=3,
+        chosen = gr.Dropdown(label=t("ex_run"), choices=service.choices(), value=None, scale=3,
                              allow_custom_value=True)
-        refresh = gr.Button("Refresh list", scale=1)
-    about = gr.Markdown(PICK_FIRST)
+        refresh = gr.Button(t("ex_refresh"), scale=1)
+    about = gr.Markdown(t("ex_pick_first"))
     with gr.Row():
         with gr.Column():
-            gr.Markdown("### Download\nThe result folder (adapter files or the full model) with the run's "
-                        "`config.json`, `metrics.jsonl`, log and `dataset.json`, as one zip.")
-            make_zip = gr.Button("Make the zip", variant="primary")
-            download = gr.File(label="Zip", interactive=False)
+            gr.Markdown(t("ex_download"))
+            make_zip = gr.Button(t("ex_make_zip"), variant="primary")
+            download = gr.File(label=t("ex_zip"), interactive=False)
             zip_notice = gr.Markdown()
         with gr.Column():
-            gr.Markdown("### Merge into the base (LoRA and QLoRA)\nThe base is loaded in full precision (never "
-                        "4-bit), the adapter folded in, and the model saved with its processor.")
-            dtype = gr.Radio(list(MERGE_DTYPES), value="fp32", label="Save the merged weights in")
-            merge = gr.Button("Merge and save")
+            gr.Markdown(t("ex_merge"))
+            dtype = gr.Radio(list(MERGE_DTYPES), value="fp32", label=t("ex_dtype"))
+            merge = gr.Button(t("ex_merge_button"))
             merge_notice = gr.Markdown()
-            zip_merged = gr.Button("Download the merged model as a zip")
-            merged_download = gr.File(label="Merged model zip", interactive=False)
+            zip_merged = gr.Button(t("ex_zip_merged"))
+            merged_download = gr.File(label=t("ex_merged_zip"), interactive=False)
             merged_notice = gr.Markdown()
 
     def describe(run_id: str | None) -> str:
         if not run_id:
-            return PICK_FIRST
+            return text("ex_pick_first")
         try:
             run = service.finished_run(run_id)
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised

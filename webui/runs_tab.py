@@ -1,5 +1,5 @@
-"""The Runs tab: every run from the registry, live loss (training and eval) and memory charts, the log tail, Stop,
-Resume, Evaluate, and comparison."""
+"""The Runs tab: every run from the registry (filtered, a row click opens it), live loss and memory charts, the log
+tail, paged raw metrics, Stop, Resume, Evaluate, rename, notes, delete, and the job queue."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ import pandas as pd
 
 from core.store.registry import EvalRecord, RunRecord
 from core.studio import Studio
+from webui import queue_panel, run_manage
 from webui.eval_views import eval_summary_markdown, headline
+from webui.i18n import t
 from webui.messages import esc, failure_markdown
+from webui.run_manage import ALL, filter_choices, wanted
 
 POLL_SECONDS = 2.0
 STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "failed": "❌",
@@ -24,16 +27,14 @@ LOSS_TITLE = "Loss: training, and eval on the eval split (hover for perplexity)"
 CALIBRATION_COLUMNS = ["run", "config", "device", "estimated peak", "est. allocated", "measured allocated",
                        "allocated error", "est. reserved", "measured reserved", "reserved error"]
 CALIBRATION_WIDTHS = ["5%", "23%", "12%", "8%", "8%", "8%", "9%", "8%", "8%", "11%"]
-CALIBRATION_HELP = (
-    "Each run that ends on CUDA (completed or stopped) records its measured peaks, `torch.cuda.max_memory_allocated` "
-    "and `max_memory_reserved`, beside the estimate it started with. Error = estimated − measured. The estimated "
-    "peak adds the CUDA context to the reserved figure. CPU runs record none.")
 MEMORY_TITLE = "Memory (MB)"
 CPU_MEMORY_TITLE = "Memory (MB): this CPU run's process RSS, and the GPU peak estimated for the card"
 MB_PER_GB = 1e9 / 2**20  # the estimate is in GB of 1e9 bytes, the measured curves in MB of 2**20
 RESUMING = "▶️ Resuming run {run_id} from step {step} (checkpoint `{checkpoint}`)."
 SKIPPED = "⚠️ Skipped `{checkpoint}`: {why}."
 LIST_FAILED = "⚠️ The run list cannot be read right now: {error}"
+RAW_LINES = 50  # lines of metrics.jsonl per page: the view never holds the whole file
+RAW_PAGE = "Lines {first}–{last} of {total}."
 
 
 def banner_markdown(studio: Studio) -> str:
@@ -167,37 +168,95 @@ def calibration_table(points: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
 
 
+def newest_id(runs: list[RunRecord]) -> int | None:
+    return max((r.id for r in runs), default=None)
+
+
+def selected_id(row_value: list | None) -> int | None:
+    """The run id of a clicked table row (its first cell), or None for a header or an empty row."""
+    try:
+        return int(row_value[0]) if row_value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def keep_or_newest(chosen: int | None, runs: list[RunRecord]) -> int | None:
+    """The run to show: the one chosen while it still exists, else the newest."""
+    ids = {r.id for r in runs}
+    return int(chosen) if chosen is not None and int(chosen) in ids else newest_id(runs)
+
+
+def metrics_page_text(page: dict) -> tuple[str, str]:
+    """The page's lines as JSON lines, and the line saying which lines they are."""
+    text = "\n".join(json.dumps(m) for m in page["lines"])
+    if not page["total"]:
+        return "", "No metrics yet."
+    return text, RAW_PAGE.format(first=page["first"], last=page["last"], total=page["total"])
+
+
+def raw_page(studio: Studio, run_id: int | None, older: int) -> tuple[str, str, int, Any, Any]:
+    """A page of the chosen run's metrics (``older`` pages back from the newest), the pager's state and buttons."""
+    if run_id is None:
+        return "", "", 0, gr.update(interactive=False), gr.update(interactive=False)
+    try:
+        page = studio.metrics_page(int(run_id), older, RAW_LINES)
+    except KeyError:
+        return "", "", 0, gr.update(interactive=False), gr.update(interactive=False)
+    text, where = metrics_page_text(page)
+    return (text, where, page["older"], gr.update(interactive=page["has_older"]),
+            gr.update(interactive=page["has_newer"]))
+
+
 def build(studio: Studio) -> dict[str, Any]:
     timer = gr.Timer(POLL_SECONDS)
     banner = gr.Markdown()
-    table = gr.Dataframe(value=lambda: runs_table(studio.list_runs(), studio.latest_evaluations()),
-                         interactive=False, label="Runs")
+    first = studio.list_runs()
+    filters = filter_choices(studio)
     with gr.Row():
-        initial = run_choices(studio.list_runs())
-        chosen = gr.Dropdown(label="Run", choices=initial, value=None, allow_custom_value=True)
-        compare = gr.Dropdown(label="Compare loss with", choices=initial, multiselect=True,
+        by_status = gr.Dropdown(label=t("runs_by_status"),
+                                 choices=filters["status"], value=ALL, allow_custom_value=True)
+        by_method = gr.Dropdown(label=t("runs_by_method"),
+                                 choices=filters["method"], value=ALL, allow_custom_value=True)
+        by_dataset = gr.Dropdown(label=t("runs_by_dataset"),
+                                 choices=filters["dataset"], value=ALL, allow_custom_value=True)
+    table = gr.Dataframe(value=runs_table(first, studio.latest_evaluations()), interactive=False,
+                         label=t("runs_table"))
+    with gr.Row():
+        initial = run_choices(first)
+        chosen = gr.Dropdown(label=t("runs_run"), choices=initial, value=newest_id(first), allow_custom_value=True)
+        compare = gr.Dropdown(label=t("runs_compare"), choices=initial, multiselect=True,
                               allow_custom_value=True)
-        stop = gr.Button("Stop run", variant="stop")
-        resume = gr.Button("Resume run")
-        evaluate = gr.Button("Evaluate…")
+        stop = gr.Button(t("runs_stop"), variant="stop")
+        resume = gr.Button(t("runs_resume"))
+        evaluate = gr.Button(t("runs_evaluate"))
     action = gr.Markdown()
     details = gr.Markdown()
+    manage = run_manage.build(studio, chosen, action)
     with gr.Row():
         loss_plot = gr.LinePlot(loss_frame([]), x="step", y="loss", color="run", title=LOSS_TITLE, height=300,
                                 tooltip=["perplexity"])
         memory_plot = gr.LinePlot(memory_frame([]), x="step", y="MB", color="series", title=MEMORY_TITLE,
                                   height=300)
-    log = gr.Textbox(label="Log (tail)", lines=12, max_lines=12, autoscroll=True, interactive=False)
-    with gr.Accordion("Raw metrics", open=False):
-        raw = gr.JSON(label="metrics.jsonl")
-    with gr.Accordion("Memory calibration: estimated vs measured peaks (CUDA runs)", open=False) as calibration:
-        gr.Markdown(CALIBRATION_HELP)
+    log = gr.Textbox(label=t("runs_log"), lines=12, max_lines=12, autoscroll=True,
+                     interactive=False)
+    with gr.Accordion(t("runs_raw"), open=False):
+        raw_where = gr.Markdown()
+        raw = gr.Code(label="metrics.jsonl", language="json", interactive=False, max_lines=20)
+        with gr.Row():
+            older = gr.Button(t("runs_older"), size="sm", interactive=False)
+            newer = gr.Button(t("runs_newer"), size="sm", interactive=False)
+        raw_older = gr.State(0)
+    queue = queue_panel.build(studio)
+    with gr.Accordion(t("runs_calibration"), open=False) as calibration:
+        gr.Markdown(t("runs_calibration_help"))
         points = gr.Dataframe(lambda: calibration_table(studio.memory.calibration_points()), interactive=False,
-                              wrap=True, label="Calibration points", column_widths=CALIBRATION_WIDTHS)
-        refresh_points = gr.Button("Refresh", size="sm")
+                              wrap=True, label=t("runs_points"), column_widths=CALIBRATION_WIDTHS)
+        refresh_points = gr.Button(t("runs_refresh"), size="sm")
         points_json = gr.JSON(visible=False)
+    metrics_json = gr.JSON(visible=False)
 
-    def show_run(run_id: int | None, others: list[int] | None) -> tuple:
+    def views(run_id: int | None, others: list[int] | None) -> tuple:
+        """Details, both charts and the log of the chosen run (with the others' loss), and its metrics."""
         if run_id is None:
             return ("", plot_update(loss_frame([]), "run"), memory_update(memory_frame([])), "", [])
         try:
@@ -219,15 +278,46 @@ def build(studio: Studio) -> dict[str, Any]:
         return (details_markdown(view), plot_update(loss_frame(rows), "run"),
                 memory_update(memory, cpu and view.run.estimate is not None), view.log, view.metrics)
 
-    def refresh(run_id: int | None, others: list[int] | None) -> tuple:
+    def show_run(run_id: int | None, others: list[int] | None) -> tuple:
+        return views(run_id, others)[:-1]
+
+    def selected(run_id: int | None, others: list[int] | None) -> tuple:
+        """A new selection: its views, the newest raw metrics, its name and notes; old messages cleared."""
         try:
-            runs = studio.list_runs()  # once per tick: the table and both run lists come from it
+            run = studio.registry.get_run(int(run_id)) if run_id is not None else None
+        except KeyError:
+            run = None
+        hidden = gr.update(visible=False)
+        return (*show_run(run_id, others), *raw_page(studio, run_id, 0), "", run.name if run else "",
+                run.notes if run else "", hidden, hidden)
+
+    def listed(status: str | None, method: str | None, dataset: str | None) -> list[RunRecord]:
+        return studio.list_runs(wanted(status), wanted(method), wanted(dataset))
+
+    def refresh(run_id: int | None, others: list[int] | None, status: str | None, method: str | None,
+                dataset: str | None, raw_back: int, waiting: int | None) -> tuple:
+        try:
+            runs = listed(status, method, dataset)  # once per tick: the table and both run lists come from it
         except Exception as e:  # noqa: BLE001 - the tab keeps what it shows and says why it cannot refresh
-            return (LIST_FAILED.format(error=esc(e)), gr.skip(), gr.skip(), gr.skip(), *show_run(run_id, others))
+            skip = gr.skip()
+            return (LIST_FAILED.format(error=esc(e)), skip, skip, skip, *show_run(run_id, others), skip, skip,
+                    skip, skip, skip)
         choices = run_choices(runs)
+        # The raw view follows the end only while its newest page is shown; an older page stays put.
+        page = raw_page(studio, run_id, 0)[:2] if not raw_back else (gr.skip(), gr.skip())
         return (banner_markdown(studio), runs_table(runs, studio.latest_evaluations()), gr.update(choices=choices),
-                gr.update(choices=choices),
-                *show_run(run_id, others))
+                gr.update(choices=choices), *show_run(run_id, others), *page, *queue_panel.queue_state(studio, waiting))
+
+    def pick_row(evt: gr.SelectData) -> Any:
+        run_id = selected_id(evt.row_value)
+        return gr.update(value=run_id) if run_id is not None else gr.skip()
+
+    def filtered(status: str | None, method: str | None, dataset: str | None, run_id: int | None) -> tuple:
+        runs = listed(status, method, dataset)
+        choices = filter_choices(studio)
+        return (runs_table(runs, studio.latest_evaluations()), gr.update(choices=run_choices(runs)),
+                gr.update(choices=choices["status"]), gr.update(choices=choices["method"]),
+                gr.update(choices=choices["dataset"]))
 
     def do_stop(run_id: int | None) -> str:
         if run_id is None:
@@ -250,23 +340,42 @@ def build(studio: Studio) -> dict[str, Any]:
 
     def list_runs_json() -> str:
         return json.dumps([{"id": r.id, "name": r.name, "status": r.status, "step": r.step,
-                            "total_steps": r.total_steps, "error": r.error, "attempt": r.attempt}
+                            "total_steps": r.total_steps, "error": r.error, "attempt": r.attempt, "notes": r.notes}
                            for r in studio.list_runs()])
 
     def list_points() -> tuple[pd.DataFrame, list[dict]]:
         found = studio.memory.calibration_points()
         return calibration_table(found), found
 
-    outputs = [details, loss_plot, memory_plot, log, raw]
-    timer.tick(refresh, [chosen, compare], [banner, table, chosen, compare, *outputs], api_visibility="private",
+    def page_by(step: int) -> Any:
+        def handler(run_id: int | None, back: int) -> tuple:
+            return raw_page(studio, run_id, max(0, int(back or 0) + step))
+        return handler
+
+    shown = [details, loss_plot, memory_plot, log]
+    raw_outputs = [raw, raw_where, raw_older, older, newer]
+    filters_in = [by_status, by_method, by_dataset]
+    queue_outputs = [queue["table"], queue["chosen"], queue["empty"]]
+    timer.tick(refresh, [chosen, compare, *filters_in, raw_older, queue["chosen"]],
+               [banner, table, chosen, compare, *shown, raw, raw_where, *queue_outputs], api_visibility="private",
                show_progress="hidden")
-    chosen.change(show_run, [chosen, compare], outputs, api_name="run_metrics")
-    compare.change(show_run, [chosen, compare], outputs, api_visibility="private")
+    chosen.change(selected, [chosen, compare],
+                  [*shown, *raw_outputs, action, manage["name"], manage["notes"], manage["confirm"], manage["keep"]],
+                  api_visibility="private")
+    compare.change(show_run, [chosen, compare], shown, api_visibility="private")
+    table.select(pick_row, None, chosen, api_visibility="private")
+    for box in filters_in:
+        box.change(filtered, [*filters_in, chosen], [table, chosen, *filters_in], api_visibility="private")
+    older.click(page_by(1), [chosen, raw_older], raw_outputs, api_visibility="private")
+    newer.click(page_by(-1), [chosen, raw_older], raw_outputs, api_visibility="private")
     stop.click(do_stop, chosen, action, api_name="stop_run")
     resume.click(do_resume, chosen, action, api_name="resume_run")
     hidden = gr.Button(visible=False)
     listing = gr.Textbox(visible=False)
     hidden.click(list_runs_json, None, listing, api_name="list_runs")
+    # For clients: the views and the whole metrics list of a run (the page itself shows one page of it).
+    api_metrics = gr.Button(visible=False)
+    api_metrics.click(views, [chosen, compare], [*shown, metrics_json], api_name="run_metrics")
     refresh_points.click(list_points, None, [points, points_json], api_name="calibration_points")
     calibration.expand(list_points, None, [points, points_json], api_visibility="private")
-    return {"chosen": chosen, "evaluate": evaluate, "action": action}
+    return {"chosen": chosen, "evaluate": evaluate, "action": action, "queue": queue}

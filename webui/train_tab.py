@@ -8,21 +8,23 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from core.problems import Problem, ProblemsError
+from core.runs.comparison_launch import DEFAULT_METHODS
 from core.runs.launcher import shell_text
 from core.studio import Studio
 from core.train_config import STARTER_MODEL, TINY_MODEL, TrainConfig
 from webui import quick_start
 from webui.builds import build_panel
 from webui.form import build_form
-from webui.messages import esc, failure_markdown, problems_markdown
+from webui.i18n import WITH_LOCALE_JS, problem_text, resolve, t, text
+from webui.messages import esc, failure_markdown
 
-HEADLESS_HINT = "Run the same thing without the studio (the config file is written when the run starts):"
 VERDICT_ICONS = {"fits": "✅", "tight": "⚠️", "will not fit": "❌"}
 MODEL_PARTS = "**{family}**: {parts}."
 IMAGE_TOKENS = " Each image adds up to {n:,} tokens at these image settings."
-CARD_INFO = ("The card to check against: this machine's GPU, or a size in GiB as drivers report it (a '24 GB' "
-             "card holds 24 GiB = 25.8 GB). Estimates are in GB of 10⁹ bytes. Type another size if yours is "
-             "not listed.")
+FIELD_NAMES = set(TrainConfig.field_names())
+# The fields a method choice may set (core/methods: Method.settings_for).
+FOLLOWERS = ("quantization", "quant_type", "double_quant")
 
 
 def gb(value: float) -> str:
@@ -40,7 +42,7 @@ def estimate_markdown(result: dict[str, Any]) -> str:
     """The verdict in words: the predicted peak beside the card, and what the peak is made of."""
     card = result["card"]
     if not result["ok"]:
-        return f"**Memory estimate unavailable.** {result['reason']}"
+        return f"**{text('memory_unavailable')}** {result['reason']}"
     verdict = result["verdict"]
     head = (f"## {VERDICT_ICONS[verdict]} {verdict.capitalize()}\n\nPredicted peak {gb(result['total_gb'])} "
             f"on {card['label']} ({gb(card['gb'])}).")
@@ -86,7 +88,24 @@ def terms_frame(result: dict[str, Any]) -> pd.DataFrame:
 
 
 def field_label(name: str) -> str:
-    return next(f.metadata["label"] for f in TrainConfig.fields() if f.name == name)
+    """The field's label as the browser shows it, in its language."""
+    return text(f"field_{name}") if name in FIELD_NAMES else name
+
+
+def problems_by_label(problems: list[Problem], title_key: str) -> str:
+    """Every problem on its own line, named by the field's label (translated), with what was expected."""
+    if not problems:
+        return ""
+    lines = [f"**{text(title_key)}**", ""]
+    for p in problems:
+        icon = "⚠️" if p.severity == "warning" else "❌"
+        where = f"**{field_label(p.field)}**: " if p.field else (f"`{p.where()}`: " if p.where() else "")
+        lines.append(f"- {icon} {where}{problem_text(p.message, esc)}")
+    return "\n".join(lines)
+
+
+def over_card(result: dict[str, Any]) -> bool:
+    return bool(result.get("ok") and result.get("verdict") == "will not fit")
 
 
 def fit_markdown(result: dict[str, Any]) -> str:
@@ -123,9 +142,41 @@ def applied_markdown(result: dict[str, Any]) -> str:
             f"({VERDICT_ICONS[result['after_verdict']]} {result['after_verdict']}).")
 
 
-def build(studio: Studio) -> dict[str, Any]:
+def method_choices() -> list[tuple[str, str]]:
+    from core.methods import all_methods
+
+    return [(m.label, m.name) for m in all_methods()]
+
+
+def warnings_markdown(warnings: list[Any]) -> str:
+    """Warnings shown above everything else: a run that starts anyway should not surprise anyone."""
+    return f"{text('train_before_runs')}\n\n{problems_by_label(warnings, 'train_check_warns')}"
+
+
+def started_markdown(studio: Studio, run_id: int, name: str) -> str:
+    """Started at once, or waiting in the queue: at which place and why."""
+    place = studio.queue_place(run_id)
+    if place is None:
+        return f"{text('train_started')} **{run_id}** ({esc(name)}). {text('train_follow')}"
+    return (f"{text('train_queued')} **{run_id}** ({esc(name)}) {text('train_queued_place')} {place.place}: "
+            f"{esc(place.waiting_reason)}. {text('train_queued_follow')}")
+
+
+def comparison_markdown(studio: Studio, ids: list[int], warnings: list[Any]) -> str:
+    lines = [text("train_comparison_queued"), ""]
+    for run_id in ids:
+        run = studio.registry.get_run(run_id)
+        place = studio.queue_place(run_id)
+        lines.append(f"- run {run_id}: **{esc(run.name)}** — " +
+                     (f"{text('train_waiting_place')} {place.place}" if place else text('train_state_started')))
+    listed = "\n".join(lines)
+    return f"{warnings_markdown(warnings)}\n\n{listed}" if warnings else listed
+
+
+def build(studio: Studio, locale: gr.Textbox) -> dict[str, Any]:
+    """The Train tab; ``locale`` is the app's input that events fill with the page's language."""
     quick = quick_start.build(studio)
-    gr.Markdown("### New training run")
+    gr.Markdown(t("train_heading"))
     names = [d.name for d in studio.list_datasets()]
     form = build_form(TrainConfig, overrides={
         "model": {"choices": [TINY_MODEL, STARTER_MODEL], "allow_custom_value": True},
@@ -135,41 +186,120 @@ def build(studio: Studio) -> dict[str, Any]:
     field_names = list(form)
     builds = build_panel(studio, form["model"])
     memory = build_memory_panel(studio, form)
+    card = memory["card"]
     with gr.Row():
-        check = gr.Button("Check")
-        start = gr.Button("Start training", variant="primary")
+        check = gr.Button(t("train_check"))
+        start = gr.Button(t("train_start"), variant="primary")
+        start_now = gr.Button(t("train_start_now"))
+    acknowledge = gr.Checkbox(False, label=t("train_start_anyway"), visible=False)
+    with gr.Accordion(t("train_compare"), open=False):
+        gr.Markdown(t("train_compare_help"))
+        with gr.Row():
+            methods = gr.CheckboxGroup(label=t("train_compare_methods"), choices=method_choices(),
+                                       value=list(DEFAULT_METHODS), scale=3)
+            launch = gr.Button(t("train_compare"), variant="primary", scale=1)
     status = gr.Markdown()
-    run_id = gr.Number(label="Started run", precision=0, interactive=False, visible=False)
-    with gr.Accordion("Headless command and config.json", open=False):
-        command = gr.Code(label="Command", language="shell", interactive=False)
+    checked = gr.State(False)  # whether the status shows Check's verdict, which then follows every change
+    run_id = gr.Number(label=t("train_started_run"), precision=0, interactive=False, visible=False)
+    with gr.Accordion(t("train_headless"), open=False):
+        command = gr.Code(label=t("train_command"), language="shell", interactive=False)
         config_json = gr.Code(label="config.json", language="json", interactive=False)
 
     def values_of(args: tuple) -> dict[str, Any]:
         return dict(zip(field_names, args, strict=True))
 
-    def do_check(*args: Any) -> tuple[str, str, str]:
-        config, problems = studio.check_config(values_of(args))
-        preview = shell_text(["python", "-m", "jobs.train", "--config", "<run folder>/config.json"])
+    def verdict_of(values: dict[str, Any], chosen_card: Any) -> tuple[str, str]:
+        """Check's verdict in words, and the config as JSON: every problem, or ready (over the card or not)."""
+        config, problems = studio.check_config(values)
         if any(p.severity == "error" for p in problems):
-            verdict = problems_markdown(problems)
-        else:  # warnings only: it can start, and the person should know
-            notes = f"\n\n{problems_markdown(problems, 'Worth knowing:')}" if problems else ""
-            verdict = f"✅ Ready to start.{notes}"
-        return verdict, preview, config.to_json()
+            return problems_by_label(problems, "train_please_fix"), config.to_json()
+        notes = f"\n\n{problems_by_label(problems, 'train_worth_knowing')}" if problems else ""
+        if chosen_card is not None and over_card(studio.memory.estimate(values, chosen_card)):
+            return f"{text('train_ready_over')}{notes}", config.to_json()
+        return f"{text('train_ready')}{notes}", config.to_json()
 
-    def do_start(*args: Any) -> tuple[str, str, str, Any]:
+    def do_check(*args: Any) -> tuple[str, str, str, bool]:
+        *values, chosen_card, language = args
+        verdict, config = verdict_of(values_of(tuple(values)), chosen_card)
+        preview = shell_text(["python", "-m", "jobs.train", "--config", "<run folder>/config.json"])
+        return resolve(verdict, language), preview, config, True
+
+    def recheck(*args: Any) -> Any:
+        """After any change, a verdict on screen is worked out again, so it never says what is no longer true."""
+        *values, chosen_card, showing, language = args
+        if not showing:
+            return gr.update()
+        return resolve(verdict_of(values_of(tuple(values)), chosen_card)[0], language)
+
+    def do_start(*args: Any, now: bool = False) -> tuple[str, str, str, Any, bool]:
+        *values, chosen_card, acknowledged, language = args
+        status, *rest = start_run(values_of(tuple(values)), chosen_card, acknowledged, now)
+        return (resolve(status, language), *rest)
+
+    def do_start_now(*args: Any) -> tuple[str, str, str, Any, bool]:
+        return do_start(*args, now=True)
+
+    def start_run(values: dict[str, Any], chosen_card: Any, acknowledged: bool,
+                  now: bool) -> tuple[str, str, str, Any, bool]:
         try:
-            new_id = studio.start_run(values_of(args))
+            if not acknowledged and chosen_card is not None:
+                config, problems = studio.check_config(values)
+                errors = [p for p in problems if p.severity == "error"]
+                if errors:
+                    return problems_by_label(errors, "train_please_fix"), "", "", gr.update(visible=False), True
+                if over_card(studio.memory.estimate(values, chosen_card)):
+                    return text("train_over_refused"), "", "", gr.update(visible=False), False
+            new_id = studio.start_run(values, start_now=now)
+        except ProblemsError as e:
+            return problems_by_label(e.problems, "train_please_fix"), "", "", gr.update(visible=False), True
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
-            return failure_markdown(e), "", "", gr.update(visible=False)
+            return failure_markdown(e), "", "", gr.update(visible=False), False
         view = studio.run_view(new_id)
-        text = (f"🚀 Started run **{new_id}** ({view.run.name}). Follow it in the Runs tab.\n\n"
-                f"{HEADLESS_HINT}")
-        return text, view.command, json.dumps(view.run.config, indent=2), gr.update(value=new_id, visible=True)
+        warnings = [p for p in studio.check_config(values)[1] if p.severity == "warning"]
+        message = f"{started_markdown(studio, new_id, view.run.name)}\n\n{text('train_headless_hint')}"
+        if warnings:
+            message = f"{warnings_markdown(warnings)}\n\n{message}"
+        return (message, view.command, json.dumps(view.run.config, indent=2),
+                gr.update(value=new_id, visible=True), False)
 
-    check.click(do_check, inputs, [status, command, config_json], api_name="check_config")
-    start.click(do_start, inputs, [status, command, config_json, run_id], api_name="start_run")
-    return {"form": form, "run_id": run_id, "memory": memory, "builds": builds, "quick_start": quick}
+    def follow_method(method: str, *current: Any) -> tuple:
+        """Choosing a method sets what follows from it (QLoRA: a 4-bit NF4 base); the browser hides the rest."""
+        values = dict(zip(FOLLOWERS, current, strict=True)) | {"method": method}
+        changes = studio.method_settings(values)
+        return tuple(changes.get(name, values[name]) for name in FOLLOWERS)
+
+    def do_launch(*args: Any) -> str:
+        *values, chosen, language = args
+        values, chosen = values_of(tuple(values)), list(chosen or [])
+        try:
+            ids = studio.launch_comparison(values, chosen)
+        except ProblemsError as e:
+            return resolve(problems_by_label(e.problems, "train_please_fix"), language)
+        except Exception as e:  # noqa: BLE001 - shown to the person, not raised
+            return failure_markdown(e)
+        warnings = [p for p in studio.check_comparison(values, chosen) if p.severity == "warning"]
+        return resolve(comparison_markdown(studio, ids, warnings), language)
+
+    check.click(do_check, [*inputs, card, locale], [status, command, config_json, checked], api_name="check_config",
+                js=WITH_LOCALE_JS)
+    start.click(do_start, [*inputs, card, acknowledge, locale], [status, command, config_json, run_id, checked],
+                api_name="start_run", js=WITH_LOCALE_JS)
+    start_now.click(do_start_now, [*inputs, card, acknowledge, locale],
+                    [status, command, config_json, run_id, checked], api_name="start_run_now", js=WITH_LOCALE_JS)
+    launch.click(do_launch, [*inputs, methods, locale], status, api_name="launch_comparison", js=WITH_LOCALE_JS)
+    gr.on([c.change for c in [*inputs, card]], recheck, [*inputs, card, checked, locale], status,
+          trigger_mode="always_last", show_progress="hidden", api_visibility="private", js=WITH_LOCALE_JS)
+    form["method"].change(follow_method, [form["method"], *(form[n] for n in FOLLOWERS)],
+                          [form[n] for n in FOLLOWERS], api_name="follow_method", show_progress="hidden")
+    # "Start anyway" is there only while the estimate is over the card, and is asked again once it fits.
+    def follow_estimate(result: dict[str, Any] | None) -> Any:
+        over = over_card(result or {})
+        return gr.update(visible=True) if over else gr.update(visible=False, value=False)
+
+    memory["estimate"].change(follow_estimate, memory["estimate"], acknowledge, api_visibility="private",
+                              show_progress="hidden")
+    return {"form": form, "run_id": run_id, "memory": memory, "builds": builds, "status": status,
+            "acknowledge": acknowledge, "quick_start": quick}
 
 
 def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component]) -> dict[str, Any]:
@@ -177,20 +307,20 @@ def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component])
     inputs = list(form.values())
     field_names = list(form)
     advisor = studio.memory
-    with gr.Accordion("GPU memory estimate", open=True):
+    with gr.Accordion(t("memory_title"), open=True):
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
-                card = gr.Dropdown(label="GPU memory", choices=advisor.card_choices(), value=advisor.default_card(),
-                                   allow_custom_value=True, info=CARD_INFO)
-                verdict = gr.Markdown("Working out the memory estimate…")
+                card = gr.Dropdown(label=t("memory_card"), choices=advisor.card_choices(),
+                                   value=advisor.default_card(), allow_custom_value=True, info=t("memory_card_info"))
+                verdict = gr.Markdown(t("memory_working"))
                 with gr.Row():
-                    fit = gr.Button("Fit to my card", size="sm")
-                    apply = gr.Button("Apply these changes", size="sm", variant="primary", visible=False)
+                    fit = gr.Button(t("memory_fit"), size="sm")
+                    apply = gr.Button(t("memory_apply"), size="sm", variant="primary", visible=False)
                 fit_text = gr.Markdown()
             with gr.Column(scale=3):
                 chart = gr.BarPlot(breakdown_frame({}), x="term", y="GB", sort="-y", x_label_angle=-35,
-                                   title="Predicted peak GPU memory, by term (GB)", height=320)
-        with gr.Accordion("How the estimate is made (each term, its formula and source)", open=False):
+                                   title=t("memory_chart"), height=320)
+        with gr.Accordion(t("memory_terms"), open=False):
             terms = gr.Dataframe(terms_frame({}), interactive=False, wrap=True,
                                  column_widths=["22%", "10%", "68%"])
         estimate_json = gr.JSON(visible=False)
@@ -221,4 +351,4 @@ def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component])
           show_progress="hidden", api_name="estimate_memory")
     fit.click(do_fit, [*inputs, card], [fit_text, apply, fit_json], api_name="fit_to_card")
     apply.click(do_apply, [*inputs, card], [*inputs, fit_text, apply, fit_json], api_name="apply_fit")
-    return {"card": card, "verdict": verdict, "chart": chart}
+    return {"card": card, "verdict": verdict, "chart": chart, "estimate": estimate_json}

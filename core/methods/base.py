@@ -47,6 +47,12 @@ class Method:
     def validate(self, config: TrainConfig, target: Target) -> list[Problem]:
         return []
 
+    def settings_for(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The settings that follow from choosing this method, given the current ones (the form applies them)."""
+        if self.quantization_refusal and values.get("quantization", "none") != "none":
+            return {"quantization": "none"}
+        return {}
+
     def load_kwargs(self, config: TrainConfig) -> dict[str, Any]:
         """Extra keyword arguments for ``from_pretrained`` (quantization, for example)."""
         return {}

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from core.train_config import TrainConfig
 
 STATE_ATTR = "studio_lisa"
+ALL_LAYERS = ("γ = {layers} covers all {layers} decoder layers of this model, so this trains every layer: it is full "
+              "fine-tuning, with its memory and none of LISA's savings; lower γ, or choose full fine-tuning")
 
 
 @dataclass
@@ -64,6 +66,8 @@ class LisaMethod(WeightsMethod):
         if layers is not None and config.lisa_layers > layers:
             return [Problem(f"the language model has {layers} decoder layers; sample at most {layers} "
                             f"(γ = {layers} trains them all, which is full fine-tuning)", field="lisa_layers")]
+        if layers is not None and config.lisa_layers == layers:
+            return [Problem(ALL_LAYERS.format(layers=layers), field="lisa_layers", severity="warning")]
         return []
 
     def prepare(self, model: Any, config: TrainConfig) -> Any:

@@ -44,6 +44,12 @@ class QloraMethod(PeftAdapterMethod):
                 "choose LoRA for a full-precision base", field="quantization"))
         return problems + lora_problems(config, target)
 
+    def settings_for(self, values: dict[str, Any]) -> dict[str, Any]:
+        """QLoRA's recipe: a 4-bit NF4 base with double quantization, unless a quantized base is already chosen."""
+        if values.get("quantization", "none") == "none":
+            return {"quantization": "4bit", "quant_type": "nf4", "double_quant": True}
+        return {}
+
     def load_kwargs(self, config: TrainConfig) -> dict[str, Any]:
         if config.quantization == "none":
             return {}

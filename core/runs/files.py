@@ -118,3 +118,16 @@ def incomplete_checkpoints(run_dir: Path) -> list[Path]:
         return []
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".incomplete")
                   and not (p / COMPLETE_MARK).is_file())
+
+
+def metrics_page(rows: list[dict], older: int = 0, per_page: int = 50) -> dict:
+    """One page of a run's metrics lines, newest page first: ``older`` pages back from the end. Returns
+    {"lines", "first", "last" (1-based line numbers), "total", "older", "has_older", "has_newer"}."""
+    per_page = max(1, int(per_page))
+    total = len(rows)
+    pages = max(1, -(-total // per_page))
+    older = min(max(0, int(older)), pages - 1)
+    end = total - older * per_page
+    start = max(0, end - per_page)
+    return {"lines": rows[start:end], "first": start + 1 if end else 0, "last": end, "total": total,
+            "older": older, "has_older": start > 0, "has_newer": older > 0}

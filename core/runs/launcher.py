@@ -33,6 +33,7 @@ from core.runs.processes import (
     wait_for_exit,
 )
 from core.runs.status_file import read_status
+from core.store.job_queue import QueueStore
 from core.store.registry import ACTIVE, JOB_ROWS, TERMINAL, Registry, RunRecord
 from core.train_config import TrainConfig
 
@@ -156,6 +157,10 @@ class Launcher:
         self._spawn(run_id, Path(run.run_dir), resume=True)
         return point
 
+    def start_recorded(self, run_id: int, run_dir: Path) -> None:
+        """Start the process of a run already recorded (the queue's turn for it)."""
+        self._spawn(run_id, run_dir)
+
     def _spawn(self, run_id: int, run_dir: Path, resume: bool = False) -> None:
         self.spawn("run", run_id, headless_command(run_dir / CONFIG_FILE, self.paths.root, run_id, resume=resume),
                    run_dir)
@@ -232,7 +237,10 @@ class Launcher:
         changed = []
         now = time.time()
         silence_limit = 2 * heartbeat_seconds()
+        waiting = QueueStore(self.registry).run_ids() if kind == "run" else set()
         for run in self.registry.list_jobs(kind, STOPPABLE):
+            if run.id in waiting:  # waiting in the job queue: no process yet, by design
+                continue
             if self._apply_kept_status(kind, run):
                 changed.append(run.id)
                 continue

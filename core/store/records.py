@@ -38,6 +38,7 @@ class RunRecord:
     attempt: int
     estimate: dict[str, Any] | None = None  # total/allocated/reserved GB and breakdown when the run started
     eval_summary: dict[str, Any] | None = None  # in-run evaluation: best/last eval loss and steps, early stop
+    notes: str = ""  # the person's own notes
 
     kind = "run"
 
@@ -56,6 +57,7 @@ class RunRecord:
             params=json.loads(row.params_json) if row.params_json else None, artefact_dir=row.artefact_dir,
             attempt=row.attempt, estimate=_estimate_of(row),
             eval_summary=json.loads(row.eval_summary_json) if row.eval_summary_json else None,
+            notes=row.notes or "",
         )
 
 

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, delete, event, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.store.records import JOB_RECORDS, JOB_ROWS, CalibrationRecord, DatasetRecord, EvalRecord, RunRecord
-from core.store.schema import CalibrationRow, DatasetRow, EvalRow, RunRow, migrate
+from core.store.schema import CalibrationRow, DatasetRow, EvalRow, QueueRow, RunRow, migrate
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("completed", "stopped", "failed", "failed_oom", "lost")
@@ -164,6 +164,16 @@ class Registry:
 
     def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[RunRecord]:
         return self.list_jobs("run", statuses)
+
+    def delete_run(self, run_id: int) -> RunRecord:
+        """Forget a run, its evaluations and its place in the queue, in one transaction (files are the caller's)."""
+        with self.session() as s, s.begin():
+            row = _job_row(s, "run", run_id)
+            record = RunRecord.of(row)
+            s.execute(delete(EvalRow).where(EvalRow.run_id == run_id))
+            s.execute(delete(QueueRow).where(QueueRow.run_id == run_id))
+            s.delete(row)
+            return record
 
     # --- memory estimates and calibration ------------------------------------------------------------------
     def set_run_estimate(self, run_id: int, total_gb: float, allocated_gb: float, reserved_gb: float,

@@ -45,6 +45,21 @@ class RunRow(Base):
     est_breakdown_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # {term label: GB}
     # In-run evaluation: best and last eval loss, their steps, the best result's folder, early stopping.
     eval_summary_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    notes: Mapped[str] = mapped_column(Text, default="")  # the person's own notes on the run
+
+
+class QueueRow(Base):
+    """A run waiting for its turn on the GPU: the queue runs one training job at a time, lowest position first."""
+
+    __tablename__ = "job_queue"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(Integer, unique=True)
+    position: Mapped[float] = mapped_column(Float, index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    # Start beside the running jobs when the memory estimate says they fit together.
+    start_now: Mapped[int] = mapped_column(Integer, default=0)
+    waiting_reason: Mapped[str] = mapped_column(Text, default="")  # why it has not started yet, for the UI
 
 
 class DatasetRow(Base):
@@ -197,9 +212,23 @@ def _v5_evaluations(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
+_V6_JOB_QUEUE = (
+    "ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT ''",
+    """CREATE TABLE job_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL UNIQUE, position FLOAT NOT NULL,
+        created_at FLOAT NOT NULL, start_now INTEGER NOT NULL DEFAULT 0, waiting_reason TEXT NOT NULL DEFAULT '')""",
+    "CREATE INDEX ix_job_queue_position ON job_queue (position)",
+)
+
+
+def _v6_job_queue(conn: Connection) -> None:
+    for statement in _V6_JOB_QUEUE:
+        conn.execute(text(statement))
+
+
 # Append new migrations at the end; never edit one that has shipped.
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_run_attempts, _v3_memory_estimates,
-                                                  _v4_dataset_hub_origin, _v5_evaluations]
+                                                  _v4_dataset_hub_origin, _v5_evaluations, _v6_job_queue]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

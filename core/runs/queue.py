@@ -1,0 +1,243 @@
+"""The job queue: training runs wait in SQLite and start one at a time, in queue order; "start now" starts a run
+beside the running ones only when the memory estimate says they fit together. A dispatcher thread in the studio
+process starts each run when its turn comes, so the queue keeps going with no browser open and after a restart."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.memory.advisor import MemoryAdvisor, card_in_use
+from core.memory.estimate import FITS, GB, verdict
+from core.problems import Problem, ProblemsError
+from core.runs.launcher import Launcher, record_run
+from core.runs.processes import is_alive
+from core.store.job_queue import QueueEntry, QueueStore
+from core.store.registry import Registry, RunRecord
+from core.train_config import TrainConfig
+
+QUEUE_POLL_SECONDS = 1.0
+WAIT_FOR = "next: waiting for {runs} to finish"
+WAIT_BEHIND = "waiting its turn: {place} in the queue"
+NO_ESTIMATE = ("waiting for {runs} to finish: {which} no memory estimate, so running them together cannot be shown "
+               "to fit")
+TOO_BIG = ("waiting for {runs} to finish: together they need about {total:.2f} GB ({parts}), more than fits "
+           "{capacity}")
+CANCELLED = "cancelled in the queue before it started"
+SPAWN_FAILED = "could not start the training process: {error}"
+ORDINALS = {1: "first", 2: "second", 3: "third"}
+LABELS = {f.name: f.metadata["label"] for f in TrainConfig.fields()}
+MAX_ROUNDS = 100  # rounds of one dispatch: each failed start lets the next run try
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What the running jobs share: the CUDA card, or on a machine without one, its RAM (GB of 1e9 bytes)."""
+
+    gb: float
+    label: str
+
+
+def machine_capacity() -> Capacity:
+    card = card_in_use()
+    if card:
+        return Capacity(card["gb"], f"on this machine's {card['name']} ({card['gb']:.1f} GB)")
+    import psutil
+
+    ram = psutil.virtual_memory().total / GB
+    return Capacity(ram, f"in this machine's RAM ({ram:.1f} GB; it has no CUDA card)")
+
+
+def run_label(run: RunRecord) -> str:
+    return f"run {run.id} ({run.name})"
+
+
+def fits_beside(new: RunRecord, busy: list[RunRecord], capacity: Capacity) -> tuple[bool, str]:
+    """Whether ``new`` may start now beside ``busy``, by their estimates at start; else the reason, in words."""
+    if not busy:
+        return True, ""
+    names = ", ".join(run_label(r) for r in busy)
+    unknown = [r for r in [*busy, new] if not r.estimate]
+    if unknown:
+        which = " and ".join("this run has" if r.id == new.id else f"run {r.id} has" for r in unknown)
+        return False, NO_ESTIMATE.format(runs=names, which=which)
+    needs = [(r, float(r.estimate["total_gb"])) for r in [*busy, new]]
+    total = sum(gb for _, gb in needs)
+    if verdict(total, capacity.gb) == FITS:
+        return True, ""
+    parts = ", ".join(f"{'this run' if r.id == new.id else f'run {r.id}'} {gb:.2f} GB" for r, gb in needs)
+    return False, TOO_BIG.format(runs=names, total=total, parts=parts, capacity=capacity.label)
+
+
+def plan(entries: list[QueueEntry], runs: dict[int, RunRecord], busy: list[RunRecord], capacity: Capacity
+         ) -> tuple[list[int], dict[int, str]]:
+    """The ordering rule: which waiting runs start now, and why each other one waits.
+
+    The first entry starts when nothing is training; an entry marked "start now" starts when it fits beside
+    everything training (those just started included); every other entry waits its turn."""
+    busy = list(busy)
+    start: list[int] = []
+    reasons: dict[int, str] = {}
+    ahead: RunRecord | None = None
+    for entry in entries:
+        run = runs[entry.run_id]
+        if not busy and ahead is None:
+            ok, why = True, ""
+        elif entry.start_now:
+            ok, why = fits_beside(run, busy, capacity)
+        elif ahead is None:
+            ok, why = False, WAIT_FOR.format(runs=", ".join(run_label(r) for r in busy))
+        else:
+            ok, why = False, WAIT_BEHIND.format(place=ORDINALS.get(entry.place, f"number {entry.place}"))
+        if ok:
+            start.append(run.id)
+            busy.append(run)
+        else:
+            reasons[run.id] = why
+            ahead = ahead or run
+    return start, reasons
+
+
+class JobQueue:
+    """Adds runs to the queue, starts them when their turn comes, cancels and reorders them."""
+
+    def __init__(self, registry: Registry, launcher: Launcher, memory: MemoryAdvisor,
+                 capacity: Callable[[], Capacity] = machine_capacity):
+        self.registry = registry
+        self.launcher = launcher
+        self.memory = memory
+        self.store = QueueStore(registry)
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    # --- adding ---------------------------------------------------------------------------------------------
+    def check_all(self, configs: list[TrainConfig], warnings: bool = False) -> list[Problem]:
+        """Errors (and with ``warnings``, warnings too) of every config, each message naming its run when there
+        are several."""
+        problems = []
+        for config in configs:
+            for p in self.launcher.check(config):
+                if p.severity != "error" and not warnings:
+                    continue
+                if len(configs) > 1:
+                    where = f"{config.run_name}, {LABELS[p.field]}" if p.field in LABELS else config.run_name
+                    p = Problem(f"{where}: {p.message}", field=p.field, severity=p.severity)
+                problems.append(p)
+        return problems
+
+    def enqueue(self, configs: list[TrainConfig], start_now: bool = False) -> list[int]:
+        """Check every config, then record each run (row, folder, estimate) at the end of the queue, and start
+        what may start. Nothing is recorded when any config has an error."""
+        problems = self.check_all(configs)
+        if problems:
+            raise ProblemsError(problems)
+        ids = []
+        for config in configs:
+            run_id, _ = record_run(self.launcher.paths, self.registry, config)
+            self.memory.store_run_estimate(run_id, config)
+            self.store.add(run_id, start_now)
+            ids.append(run_id)
+        self.dispatch()
+        return ids
+
+    # --- the dispatcher -------------------------------------------------------------------------------------
+    def busy(self, waiting: set[int]) -> list[RunRecord]:
+        """Runs that hold the GPU now: started and not ended (a lost run only while its process lives)."""
+        found = self.registry.list_runs(("queued", "running", "lost"))
+        return [r for r in found if r.id not in waiting and (r.status != "lost" or is_alive(r.pid, r.pid_started_at))]
+
+    def dispatch(self) -> list[int]:
+        """Start the runs whose turn it is (see ``plan``) and record why the others wait; returns those started.
+        A run that fails to start ends as failed and the next round goes on without it."""
+        started: list[int] = []
+        with self._lock:
+            for _ in range(MAX_ROUNDS):
+                done, failed = self._round()
+                started += done
+                if not failed:
+                    break
+        return started
+
+    def _round(self) -> tuple[list[int], bool]:
+        entries = self.store.entries()
+        if not entries:
+            return [], False
+        runs: dict[int, RunRecord] = {}
+        for entry in entries:
+            try:
+                run = self.registry.get_run(entry.run_id)
+            except KeyError:
+                run = None
+            if run is None or run.status != "queued":  # stopped or deleted elsewhere: it waits no more
+                self.store.take(entry.run_id)
+                continue
+            runs[run.id] = run
+        entries = [e for e in entries if e.run_id in runs]
+        for i, entry in enumerate(entries, start=1):
+            entry.place = i
+        busy = self.busy({e.run_id for e in entries})
+        to_start, reasons = plan(entries, runs, busy, self.capacity())
+        started = [run_id for run_id in to_start if self._start(runs[run_id])]
+        self.store.set_reasons(reasons)
+        return started, len(started) < len(to_start)
+
+    def _start(self, run: RunRecord) -> bool:
+        # The heartbeat first: the watchdog gives a run without a recorded process a grace period from it.
+        self.registry.update_run(run.id, heartbeat_at=time.time())
+        if not self.store.take(run.id):
+            return False  # another dispatcher took it
+        try:
+            self.launcher.start_recorded(run.id, Path(run.run_dir))
+        except Exception as e:  # noqa: BLE001 - a run that cannot start fails; the queue goes on
+            self.registry.set_status(run.id, "failed", expect=("queued",), error=SPAWN_FAILED.format(error=e))
+            return False
+        return True
+
+    def start_dispatcher(self, interval: float = QUEUE_POLL_SECONDS) -> None:
+        """Dispatch every ``interval`` seconds in the studio process, whether or not a browser is open."""
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.dispatch()
+                except Exception as e:  # noqa: BLE001 - the dispatcher must outlive a failed round
+                    print(f"job queue: {e}", flush=True)
+
+        threading.Thread(target=loop, name="job-queue", daemon=True).start()
+
+    def stop_dispatcher(self) -> None:
+        self._stop.set()
+
+    # --- changing the queue ---------------------------------------------------------------------------------
+    def cancel(self, run_id: int) -> bool:
+        """Take a waiting run out of the queue (it ends as stopped, never started); False if it was not waiting."""
+        with self._lock:
+            if not self.store.take(run_id):
+                return False
+            self.registry.set_status(run_id, "stopped", expect=("queued",), error=CANCELLED)
+        self.dispatch()
+        return True
+
+    def move(self, run_id: int, offset: int) -> bool:
+        """Move a waiting run earlier (offset -1) or later (+1) in the queue; False when it is already at that end."""
+        with self._lock:
+            moved = self.store.move(run_id, offset)
+        self.dispatch()
+        return moved
+
+    def start_now(self, run_id: int) -> str:
+        """Ask for a waiting run to start beside the running ones; returns "" once it started, else why it waits."""
+        if not self.store.set_start_now(run_id):
+            raise KeyError(f"run {run_id} is not waiting in the queue")
+        if run_id in self.dispatch():
+            return ""
+        return next((e.waiting_reason for e in self.store.entries() if e.run_id == run_id), "")
+
+    def entries(self) -> list[QueueEntry]:
+        return self.store.entries()
+
+    def waiting_ids(self) -> set[int]:
+        return self.store.run_ids()

@@ -1,0 +1,175 @@
+"""The job queue: one training job at a time in queue order, cancel, reorder, start now when the estimate says the
+runs fit together, a failed job does not block, and a new studio on the same data directory resumes the queue."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from jobs_helpers import fast_config, wait_for
+
+from core.runs.queue import CANCELLED, SPAWN_FAILED, Capacity, plan
+from core.store.job_queue import QueueEntry
+from core.store.registry import RunRecord
+from core.studio import Studio
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+class Sleepers:
+    """Stands in for the trainer: each started run gets a real process (its own group) that sleeps, and reports
+    running as a trainer would; the test ends it with the status a trainer would report."""
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.studios: list[Studio] = []
+        self.fail_next = False
+
+    def install(self, studio: Studio) -> Studio:
+        def start(run_id: int, run_dir: Path) -> None:
+            if self.fail_next:
+                self.fail_next = False
+                raise OSError("no such interpreter")
+            studio.launcher.spawn("run", run_id, SLEEPER, run_dir)
+            studio.registry.set_status(run_id, "running")
+            self.started.append(run_id)
+
+        studio.launcher.start_recorded = start  # type: ignore[method-assign]
+        self.studios.append(studio)
+        return studio
+
+    def finish(self, studio: Studio, run_id: int, status: str = "completed") -> None:
+        studio.registry.set_status(run_id, status, error=None if status == "completed" else "it broke")
+        kill(studio.registry.get_run(run_id))
+
+    def cleanup(self) -> None:
+        for studio in self.studios:
+            studio.close()
+            for run in studio.registry.list_runs():
+                kill(run)
+
+
+def kill(run: RunRecord) -> None:
+    if run.pid:
+        try:
+            os.killpg(run.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def sleepers():
+    found = Sleepers()
+    yield found
+    found.cleanup()
+
+
+def configs(*names: str, **overrides: object) -> list:
+    return [fast_config(run_name=name, **overrides) for name in names]
+
+
+def queued_names(studio: Studio) -> list[str]:
+    return [v.run.name for v in studio.queue_entries()]
+
+
+def record(run_id: int, gb: float | None) -> RunRecord:
+    run = RunRecord(run_id, f"r{run_id}", "queued", "m", "lora", "d", {}, "", 0.0, None, None, None, None, None,
+                    None, None, None, 0, 0, None, None, None, 1)
+    run.estimate = None if gb is None else {"total_gb": gb}
+    return run
+
+
+def entry(run_id: int, place: int, start_now: bool = False) -> QueueEntry:
+    return QueueEntry(run_id, place, float(place), 0.0, start_now, "")
+
+
+def test_the_ordering_rule_starts_the_first_when_idle_and_start_now_only_when_it_fits() -> None:
+    runs = {i: record(i, 2.0) for i in (1, 2, 3)}
+    card = Capacity(10.0, "on a test card (10 GB)")
+    start, why = plan([entry(1, 1), entry(2, 2), entry(3, 3)], runs, [], card)
+    assert start == [1]
+    assert why == {2: "next: waiting for run 1 (r1) to finish", 3: "waiting its turn: third in the queue"}
+    busy = [record(9, 6.0)]
+    start, why = plan([entry(1, 1), entry(2, 2, start_now=True)], runs, busy, card)
+    assert start == [2] and list(why) == [1]  # 6 + 2 GB fit under 90% of 10 GB; the first still waits its turn
+    start, why = plan([entry(1, 1), entry(2, 2, start_now=True)], runs, [record(9, 7.5)], card)
+    assert start == [] and "about 9.50 GB" in why[2] and "run 9 7.50 GB, this run 2.00 GB" in why[2]
+    start, why = plan([entry(2, 1, start_now=True)], {2: record(2, 1.0)}, [record(9, None)], card)
+    assert start == [] and "run 9 has no memory estimate" in why[2]
+
+
+def test_one_run_at_a_time_in_queue_order_with_reorder_cancel_and_failures(studio, sleepers) -> None:
+    sleepers.install(studio)
+    a, b, c, d, e = studio.queue.enqueue(configs("a", "b", "c", "d", "e"))
+    assert sleepers.started == [a]
+    assert queued_names(studio) == ["b", "c", "d", "e"]
+    assert [v.place for v in studio.queue_entries()] == [1, 2, 3, 4]
+    assert studio.queue_entries()[0].waiting_reason == f"next: waiting for run {a} (a) to finish"
+
+    assert studio.move_queued(d, -1) and studio.move_queued(d, -1)
+    assert queued_names(studio) == ["d", "b", "c", "e"]
+    assert not studio.move_queued(d, -1)  # already first
+    assert studio.move_queued(b, 1) and queued_names(studio) == ["d", "c", "b", "e"]
+    assert studio.cancel_queued(c)
+    cancelled = studio.registry.get_run(c)
+    assert (cancelled.status, cancelled.error, cancelled.pid) == ("stopped", CANCELLED, None)
+    assert queued_names(studio) == ["d", "b", "e"]
+
+    studio.queue.dispatch()
+    assert sleepers.started == [a]  # still one at a time
+    sleepers.finish(studio, a)
+    studio.queue.dispatch()
+    assert sleepers.started == [a, d]
+    sleepers.finish(studio, d, "failed")  # a failed job does not block the queue
+    sleepers.fail_next = True  # nor does one whose process cannot even start
+    studio.queue.dispatch()
+    assert studio.registry.get_run(b).status == "failed"
+    assert studio.registry.get_run(b).error == SPAWN_FAILED.format(error="no such interpreter")
+    assert sleepers.started == [a, d, e] and queued_names(studio) == []
+    assert studio.stop_run(e)  # stopping a running one still goes through the launcher
+    assert not studio.cancel_queued(e)
+
+
+def test_start_now_runs_beside_the_others_only_when_the_estimate_says_they_fit(studio, sleepers) -> None:
+    sleepers.install(studio)
+    studio.queue.capacity = lambda: Capacity(0.0001, "on a tiny test card (0.0001 GB)")
+    first = studio.start_run(fast_config(run_name="first").to_dict())
+    second = studio.start_run(fast_config(run_name="second").to_dict(), start_now=True)
+    assert sleepers.started == [first]
+    (waiting,) = studio.queue_entries()
+    assert waiting.run.id == second and waiting.start_now
+    assert "more than fits on a tiny test card" in waiting.waiting_reason
+    assert "more than fits" in studio.start_queued_now(second)
+    studio.queue.capacity = lambda: Capacity(1000.0, "on a big test card")
+    assert studio.start_queued_now(second) == ""
+    assert sleepers.started == [first, second]
+
+
+def test_a_new_studio_on_the_same_data_dir_resumes_the_queue(data_dir: Path, sleepers, monkeypatch) -> None:
+    monkeypatch.setattr("core.runs.launcher.SPAWN_GRACE_SECONDS", 0.0)  # waiting runs must not pass for lost
+    monkeypatch.setenv("STUDIO_HEARTBEAT_SECONDS", "0.5")  # the watchdog's round
+    before = sleepers.install(Studio(data_dir))
+    first, second, third = before.queue.enqueue(configs("one", "two", "three"))
+    assert before.move_queued(third, -1)
+    running = before.registry.get_run(first)
+    before.close()  # the studio goes away; its trainer keeps running
+    before.registry.dispose()
+
+    after = sleepers.install(Studio(data_dir))
+    after.reconcile()
+    assert after.registry.get_run(first).status == "running"  # its process lives: it is left alone
+    assert queued_names(after) == ["three", "two"]
+    assert [after.registry.get_run(i).status for i in (second, third)] == ["queued", "queued"]
+    kill(running)  # the trainer dies without reporting while no studio watches the queue
+    time.sleep(0.3)
+    after.start_watchdog()
+    after.start_queue()  # the dispatcher thread, no browser and no poller
+    lost = wait_for(after.registry, first, ("lost",), timeout=20)
+    assert "ended without reporting" in lost.error
+    wait_for(after.registry, third, ("running",), timeout=20)
+    assert after.registry.get_run(second).status == "queued"
+    assert sleepers.started == [first, third] and queued_names(after) == ["two"]

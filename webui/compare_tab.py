@@ -1,0 +1,203 @@
+"""The Compare tab: 2 to 6 runs side by side — the summary with the best marked, overlaid charts in each run's own
+colour, the config diff, CSV and PNG downloads, and A/B chat with their checkpoints."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from core.compare.curves import CHARTS, MAX_SMOOTHING, X_AXES, chart_rows
+from core.compare.summary import BEST_MARK, shown
+from core.studio import Studio
+from webui.chat_tab import tolerant_image
+from webui.messages import failure_markdown
+
+PRESELECT = 3  # the newest runs chosen when the tab opens with nothing chosen
+MAX_RUNS = 6
+MAX_AB = 4
+Y_TITLES = {"loss": "loss", "eval_loss": "eval loss", "memory": "MB", "tokens_per_s": "tokens/s"}
+INTRO = ("Pick 2 to 6 runs. Each run keeps its colour in every chart. " + BEST_MARK + " marks the best value of a "
+         "column: lower wall time, seconds per step, memory, loss and size; higher tokens/s and eval scores. Hover "
+         "a column's name for what it measures.")
+PICK_RUNS = "Choose at least two runs to compare."
+NO_DIFF = "The runs' configs are the same apart from nothing: every field has the same value."
+AB_INTRO = ("Ask two or three of these runs' checkpoints (and optionally the base) the same question about the same "
+            "image; the answers stream in side by side.")
+SUMMARY_CSS = ("<style>#compare-summary table,#compare-diff table{border-collapse:collapse;font-size:12px}"
+               "#compare-summary th,#compare-summary td,#compare-diff th,#compare-diff td{border:1px solid #ddd;"
+               "padding:3px 5px;text-align:right;vertical-align:top;white-space:nowrap}"
+               "#compare-summary th{white-space:normal;max-width:88px}"
+               "#compare-summary td.run,#compare-diff td.field{text-align:left}"
+               "#compare-summary td.best{font-weight:700;background:#e8f5e9}"
+               ".swatch{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:6px;"
+               "vertical-align:middle}.compare-wrap{overflow-x:auto}</style>")
+
+
+def run_choices(runs: list[Any]) -> list[tuple[str, int]]:
+    return [(f"{r.id}: {r.name} ({r.method}, {r.status})", r.id) for r in runs]
+
+
+def newest(runs: list[Any], count: int = PRESELECT) -> list[int]:
+    """The newest runs that have trained at least one step (the registry lists newest first)."""
+    return [r.id for r in runs if r.step > 0][:count]
+
+
+def swatch(colour: str) -> str:
+    return f'<span class="swatch" style="background:{html.escape(colour)}"></span>'
+
+
+def summary_html(comparison: Any) -> str:
+    summary = comparison.summary
+    head = "".join(f'<th title="{html.escape(c.help)}">{html.escape(c.label)}</th>' for c in summary.columns)
+    body = []
+    for i, run_id in enumerate(summary.run_ids):
+        cells = []
+        for c in summary.columns:
+            text = html.escape(shown(c, summary.rows[i].get(c.key)))
+            best = summary.is_best(c.key, run_id)
+            cells.append(f'<td data-col="{c.key}" class="{"best" if best else ""}">'
+                         f'{BEST_MARK + " " if best else ""}{text}</td>')
+        body.append(f'<tr data-run="{run_id}"><td class="run">{swatch(summary.colours[i])}'
+                    f'{html.escape(summary.labels[i])}</td>{"".join(cells)}</tr>')
+    return (f'{SUMMARY_CSS}<div class="compare-wrap"><table><thead><tr><th>Run</th>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def diff_html(comparison: Any) -> str:
+    if not comparison.diff:
+        return f"<p>{NO_DIFF}</p>"
+    head = "".join(f"<th>{swatch(f.colour)}{html.escape(f.label)}</th>" for f in comparison.facts)
+    rows = "".join(f'<tr data-field="{html.escape(d.field)}"><td class="field">{html.escape(d.label)}</td>'
+                   + "".join(f"<td>{html.escape(v)}</td>" for v in d.values) + "</tr>" for d in comparison.diff)
+    return (f'{SUMMARY_CSS}<div class="compare-wrap"><table><thead><tr><th>Setting</th>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>")
+
+
+def chart_frame(rows: list[dict]) -> pd.DataFrame:
+    """Typed even when empty: the plot fixes its axis types from the first value."""
+    return pd.DataFrame({"x": pd.Series([r["x"] for r in rows], dtype="float64"),
+                         "value": pd.Series([r["value"] for r in rows], dtype="float64"),
+                         "run": pd.Series([r["run"] for r in rows], dtype="str")})
+
+
+def charts_data(comparison: Any, x: str) -> dict[str, Any]:
+    """What the charts draw, as plain data: each chart's points, the x-axis title and the runs' colours."""
+    return {"x_title": X_AXES[x], "colours": comparison.colours,
+            "charts": {name: [{"x": r[X_AXES[x]], "value": r["value"], "run": r["run"]}
+                              for r in chart_rows(comparison.charts[name], x)] for name in CHARTS}}
+
+
+def build(studio: Studio) -> dict[str, Any]:
+    gr.Markdown(INTRO)
+    with gr.Row():
+        runs = gr.Dropdown(label="Runs to compare", choices=run_choices(studio.list_runs()), multiselect=True,
+                           max_choices=MAX_RUNS, scale=4, elem_id="compare-runs")
+        refresh = gr.Button("Refresh", scale=1)  # runs still training: the figures as they are now
+    notice = gr.Markdown(elem_id="compare-notice")
+    summary = gr.HTML(elem_id="compare-summary")
+    with gr.Row():
+        x_axis = gr.Radio([(label, key) for key, label in X_AXES.items()], value="step", label="X-axis")
+        smoothing = gr.Slider(0.0, MAX_SMOOTHING, value=0.0, step=0.05, label="Training loss smoothing (EMA)")
+    drawn = gr.State({})
+    names = list(CHARTS)
+
+    # Plots made afresh for each comparison: a line plot that starts empty does not draw its first update.
+    @gr.render(inputs=drawn)
+    def draw(data: dict) -> None:
+        if not data:
+            return
+        for pair in (names[:2], names[2:]):
+            with gr.Row():
+                for name in pair:
+                    gr.LinePlot(chart_frame(data["charts"][name]), x="x", y="value", color="run",
+                                color_map=data["colours"], title=CHARTS[name], x_title=data["x_title"],
+                                y_title=Y_TITLES[name], height=280, elem_id=f"compare-chart-{name}")
+
+    gr.Markdown("### Config diff: only the settings that differ")
+    diff = gr.HTML(elem_id="compare-diff")
+    with gr.Row():
+        export_csv = gr.Button("Export the comparison (CSV)")
+        export_png = gr.Button("Export the charts (PNG)")
+    downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False,
+                        elem_id="compare-downloads")
+    export_notice = gr.Markdown()
+
+    gr.Markdown("### A/B chat\n" + AB_INTRO)
+    with gr.Row():
+        ab_models = gr.Dropdown(label="Checkpoints (and the base)", multiselect=True, max_choices=MAX_AB,
+                                choices=[], scale=3, elem_id="compare-ab-models")
+        ab_image = tolerant_image(label="Image", type="filepath", sources=["upload", "clipboard"], height=160,
+                                  elem_id="compare-ab-image")
+    with gr.Row():
+        ab_question = gr.Textbox(label="Question", placeholder="What is in the picture?", scale=3)
+        ab_tokens = gr.Slider(8, 256, value=48, step=8, label="Max new tokens", scale=1)
+        ask = gr.Button("Ask them all", variant="primary", scale=1)
+    ab_plan = gr.Markdown(elem_id="compare-ab-plan")
+    with gr.Row():
+        answers = [gr.Textbox(label=f"Answer {i + 1}", lines=5, interactive=False, visible=i < 2,
+                              elem_id=f"compare-ab-answer-{i}") for i in range(MAX_AB)]
+
+    def show(ids: list[int] | None, x: str, smooth: float) -> tuple:
+        if not ids or len(ids) < 2:
+            return PICK_RUNS, "", {}, ""
+        try:
+            comparison = studio.compare_runs(list(ids), x or "step", float(smooth or 0))
+        except Exception as e:  # noqa: BLE001 - shown to the person, not raised
+            return failure_markdown(e), "", {}, ""
+        return "", summary_html(comparison), charts_data(comparison, x or "step"), diff_html(comparison)
+
+    def chat_models(ids: list[int] | None) -> dict:
+        found = studio.ab_chat_choices(list(ids or []))
+        return gr.update(choices=found, value=[value for _, value in found][:3])
+
+    def open_tab(ids: list[int] | None) -> dict:
+        listed = studio.list_runs()
+        return gr.update(choices=run_choices(listed), value=list(ids or []) or newest(listed))
+
+    def do_csv(ids: list[int] | None) -> tuple:
+        try:
+            path = studio.export_comparison_csv(list(ids or []))
+        except Exception as e:  # noqa: BLE001
+            return gr.update(value=None, visible=False), failure_markdown(e)
+        return gr.update(value=[str(path)], visible=True), f"✅ `{path.name}`: click it above to download."
+
+    def do_png(ids: list[int] | None, x: str, smooth: float) -> tuple:
+        try:
+            paths = studio.export_comparison_charts(list(ids or []), x or "step", float(smooth or 0))
+        except Exception as e:  # noqa: BLE001
+            return gr.update(value=None, visible=False), failure_markdown(e)
+        return (gr.update(value=[str(p) for p in paths], visible=True),
+                f"✅ {len(paths)} charts as PNG: click one above to download it.")
+
+    def do_ask(choices: list[str] | None, picture: str | None, question: str, tokens: float,
+               ids: list[int] | None) -> Iterator[tuple]:
+        choices = list(choices or [])
+        labels = {value: label for label, value in studio.ab_chat_choices(list(ids or []))}
+        heads = [gr.update(label=labels.get(c, c), value="", visible=True) for c in choices[:MAX_AB]]
+        hidden = [gr.update(value="", visible=False)] * (MAX_AB - len(heads))
+        try:
+            stream = studio.ab_chat_stream(choices, question or "", picture, max_new_tokens=int(tokens))
+            for update in stream:
+                status = "" if update.done else f"\n\n⏳ {update.status}…"
+                texts = [f"⚠️ {update.errors[i]}" if update.errors[i] else update.answers[i]
+                         for i in range(len(update.answers))]
+                yield (update.plan.message + status,
+                       *(gr.update(label=labels.get(c, c), value=t, visible=True) for c, t in zip(choices, texts,
+                                                                                                 strict=True)),
+                       *hidden)
+        except Exception as e:  # noqa: BLE001
+            yield (failure_markdown(e), *heads, *hidden)
+
+    gr.on([runs.change, x_axis.change, smoothing.release], show, [runs, x_axis, smoothing],
+          [notice, summary, drawn, diff], api_name="compare")
+    runs.change(chat_models, runs, ab_models, api_visibility="private")
+    refresh.click(open_tab, runs, runs, api_visibility="private").then(
+        show, [runs, x_axis, smoothing], [notice, summary, drawn, diff], api_visibility="private")
+    export_csv.click(do_csv, runs, [downloads, export_notice], api_name="compare_csv")
+    export_png.click(do_png, [runs, x_axis, smoothing], [downloads, export_notice], api_name="compare_png")
+    ask.click(do_ask, [ab_models, ab_image, ab_question, ab_tokens, runs], [ab_plan, *answers], api_name="ab_chat")
+    return {"runs": runs, "open": open_tab}
