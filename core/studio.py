@@ -23,14 +23,13 @@ from core.export import ExportService
 from core.memory.advisor import MemoryAdvisor
 from core.models.loading import resolve_model
 from core.models.starter.build import is_built
-from core.models.starter.quick_start import QuickStart, quick_start_state, start_quick_start
+from core.models.starter.quick_start import QuickStarts
 from core.models.starter.recipe import DOWNLOAD_MB
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.runs.comparison_launch import DEFAULT_METHODS, comparison_variants, method_problems
 from core.runs.deletion import DeletionPlan, delete_run, plan_deletion
 from core.runs.files import MetricsCache, log_tail, metrics_page
-from core.runs.follow_up import follow_pending
 from core.runs.launcher import Launcher
 from core.runs.log_noise import quiet_tail
 from core.runs.manifest import ResumePoint
@@ -75,6 +74,7 @@ class Studio:
         self.exports = ExportService(self.paths, self.registry)
         self.memory = self.launcher.memory = MemoryAdvisor(self.paths, self.registry)
         self.evals = EvalService(self.paths, self.registry, self.catalog, self.launcher)
+        self.quick_starts = QuickStarts(self.paths, self.registry, self.catalog, self.launcher)
         self.queue = JobQueue(self.registry, self.launcher, self.memory)
         self._watchdog_stop = threading.Event()
         self._metrics = MetricsCache()  # the Runs tab polls: parse only what each run appended since
@@ -91,7 +91,7 @@ class Studio:
                     print(f"watchdog: {e}", flush=True)
 
         threading.Thread(target=watch, name="run-watchdog", daemon=True).start()
-        follow_pending(self.launcher, self.registry, self._watchdog_stop)  # quick starts begun before a restart
+        self.quick_starts.follow_pending(self._watchdog_stop)  # quick starts begun before a restart
 
     def start_queue(self) -> None:
         """Start the job queue's dispatcher in this process: waiting runs start when their turn comes, with or
@@ -371,19 +371,6 @@ class Studio:
         """Build the choice's base now if it is a built-in model that is missing (the starter downloads and
         converts, reporting ``progress(fraction, message)``); returns the folder or hub id it resolves to."""
         return resolve_model(self.base_of(choice), self.paths, progress)
-
-    # --- quick start --------------------------------------------------------------------------------------
-    def quick_start(self, progress: ProgressCallback | None = None, stage_1: dict[str, Any] | None = None,
-                    stage_2: dict[str, Any] | None = None) -> QuickStart:
-        """The LLaVA recipe on shapes-qa with starter-vlm: registers the set and builds the model when needed,
-        starts stage 1, and stage 2 (LoRA from stage 1's result) once stage 1 completes; ``stage_1``/``stage_2``
-        override fields of either stage (budgets)."""
-        return start_quick_start(self.paths, self.registry, self.catalog, self.launcher, progress, stage_1, stage_2)
-
-    def quick_start_state(self, stage_1_run: int) -> dict[str, Any]:
-        """Each stage's run and status, and why stage 2 did not start when it did not."""
-        self.reconcile()
-        return quick_start_state(self.registry, stage_1_run)
 
     # --- chat ---------------------------------------------------------------------------------------------
     def chat_choices(self) -> list[tuple[str, str]]:

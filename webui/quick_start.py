@@ -72,17 +72,17 @@ def build(studio: Studio) -> dict[str, Any]:
 
     def start(progress: gr.Progress = PROGRESS) -> tuple[str, Any, Any]:
         try:
-            started = studio.quick_start(lambda fraction, message: progress(fraction, desc=message))
+            started = studio.quick_starts.start(lambda fraction, message: progress(fraction, desc=message))
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
             return failure_markdown(e), None, gr.Timer(active=False)
         text = STARTED.format(run=started.stage_1_run) + "\n\n" + state_markdown(
-            studio.quick_start_state(started.stage_1_run))
+            studio.quick_starts.state(started.stage_1_run))
         return text, started.stage_1_run, gr.Timer(active=True)
 
     def poll(run: float | None) -> tuple[str, Any]:
         if not run:
             return gr.update(), gr.Timer(active=False)
-        state = studio.quick_start_state(int(run))
+        state = studio.quick_starts.state(int(run))
         return state_markdown(state), gr.Timer(active=not is_finished(state))
 
     button.click(start, None, [status, stage_1, timer], api_name="quick_start")

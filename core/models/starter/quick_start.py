@@ -15,7 +15,7 @@ from core.models.starter import recipe
 from core.paths import StudioPaths
 from core.problems import ProblemsError
 from core.runs.files import FINAL_DIR
-from core.runs.follow_up import follow, read_follow_up, record_follow_up
+from core.runs.follow_up import follow, follow_pending, read_follow_up, record_follow_up
 from core.store.registry import Registry
 from core.train_config import TrainConfig
 
@@ -83,3 +83,24 @@ def quick_start_state(registry: Registry, stage_1_run: int) -> dict[str, Any]:
         state["stage_2"] = {"run": second.id, "status": second.status, "step": second.step,
                             "total_steps": second.total_steps, "error": second.error}
     return state
+
+
+class QuickStarts:
+    """Quick start as the studio offers it (``studio.quick_starts``): start one, and read where one stands."""
+
+    def __init__(self, paths: StudioPaths, registry: Registry, catalog: DatasetCatalog, launcher: Any):
+        self.paths, self.registry, self.catalog, self.launcher = paths, registry, catalog, launcher
+
+    def start(self, progress: Progress | None = None, stage_1: dict[str, Any] | None = None,
+              stage_2: dict[str, Any] | None = None) -> QuickStart:
+        """See ``start_quick_start``; ``stage_1``/``stage_2`` override fields of either stage (budgets)."""
+        return start_quick_start(self.paths, self.registry, self.catalog, self.launcher, progress, stage_1, stage_2)
+
+    def state(self, stage_1_run: int) -> dict[str, Any]:
+        """Each stage's run and status (after the watchdog's check), and why stage 2 did not start."""
+        self.launcher.reconcile()
+        return quick_start_state(self.registry, stage_1_run)
+
+    def follow_pending(self, stop: threading.Event) -> list[int]:
+        """Follow the quick starts whose stage 2 still waits (a studio restarted while stage 1 ran)."""
+        return follow_pending(self.launcher, self.registry, stop)
