@@ -23,6 +23,7 @@ from core.export import ExportService
 from core.memory.advisor import MemoryAdvisor
 from core.models.loading import resolve_model
 from core.models.starter.build import is_built
+from core.models.starter.quick_start import QuickStarts
 from core.models.starter.recipe import DOWNLOAD_MB
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
@@ -74,6 +75,7 @@ class Studio:
         self.exports = ExportService(self.paths, self.registry)
         self.memory = self.launcher.memory = MemoryAdvisor(self.paths, self.registry)
         self.evals = EvalService(self.paths, self.registry, self.catalog, self.launcher)
+        self.quick_starts = QuickStarts(self.paths, self.registry, self.catalog, self.launcher)
         self.queue = JobQueue(self.registry, self.launcher, self.memory)
         self._watchdog_stop = threading.Event()
         self._metrics = MetricsCache()  # the Runs tab polls: parse only what each run appended since
@@ -90,6 +92,7 @@ class Studio:
                     print(f"watchdog: {e}", flush=True)
 
         threading.Thread(target=watch, name="run-watchdog", daemon=True).start()
+        self.quick_starts.follow_pending(self._watchdog_stop)  # quick starts begun before a restart
 
     def start_queue(self) -> None:
         """Start the job queue's dispatcher in this process: waiting runs start when their turn comes, with or

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from method_runs import check_learned, single_thread, tiny_path, train_run
+from method_runs import check_learned, fixed_batch, single_thread, tiny_path, train_run
 
 from core.methods import get_method
 from core.models.loading import load_model
@@ -86,3 +86,26 @@ def test_qlora_4bit_run_learns_and_chat_answers(data_dir: Path, tmp_path: Path) 
 def test_qlora_8bit_run_learns_and_chat_answers(data_dir: Path, tmp_path: Path) -> None:
     trained = train_run(data_dir, tmp_path, method="qlora", quantization="8bit", optimizer="paged_adamw_8bit")
     check_learned(data_dir, trained, min_drop=0.5)
+
+
+def test_an_evaluation_in_eval_mode_leaves_the_4bit_layers_differentiable(data_dir: Path) -> None:
+    """bitsandbytes repacks 4-bit weights for a CPU kernel without a backward on an eval-mode no-grad forward (an
+    in-run evaluation); after one, every adapter must still receive the same gradients as before it."""
+    model, _ = quantized_model(data_dir, quantization="4bit", quant_type="nf4", lora_dropout=0.0)
+    _, batch = fixed_batch(data_dir)
+
+    def adapter_grads() -> dict[str, torch.Tensor]:
+        model.train()
+        model.zero_grad()
+        model(**batch).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if "lora_B" in n}
+
+    before = adapter_grads()
+    model.eval()
+    with torch.no_grad():
+        model(**batch)  # what the evaluation at step 0 does
+    after = adapter_grads()
+    first_layer = [n for n in before if ".layers.0." in n]
+    assert first_layer and all(float(before[n].abs().sum()) > 0 for n in first_layer)
+    for name, grad in before.items():
+        assert torch.allclose(after[name], grad, atol=1e-6), name

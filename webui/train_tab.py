@@ -12,6 +12,7 @@ from core.problems import Problem, ProblemsError
 from core.runs.comparison_launch import DEFAULT_METHODS
 from core.studio import Studio
 from core.train_config import STARTER_MODEL, TINY_MODEL, TrainConfig
+from webui import quick_start
 from webui.builds import build_panel
 from webui.form import build_form
 from webui.i18n import WITH_LOCALE_JS, problem_text, resolve, t, text
@@ -173,6 +174,7 @@ def comparison_markdown(studio: Studio, ids: list[int], warnings: list[Any]) -> 
 
 def build(studio: Studio, locale: gr.Textbox) -> dict[str, Any]:
     """The Train tab; ``locale`` is the app's input that events fill with the page's language."""
+    quick = quick_start.build(studio)
     gr.Markdown(t("train_heading"))
     names = [d.name for d in studio.list_datasets()]
     form = build_form(TrainConfig, overrides={
@@ -296,7 +298,7 @@ def build(studio: Studio, locale: gr.Textbox) -> dict[str, Any]:
     memory["estimate"].change(follow_estimate, memory["estimate"], acknowledge, api_visibility="private",
                               show_progress="hidden")
     return {"form": form, "run_id": run_id, "memory": memory, "builds": builds, "status": status,
-            "acknowledge": acknowledge}
+            "acknowledge": acknowledge, "quick_start": quick}
 
 
 def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component]) -> dict[str, Any]:

@@ -59,4 +59,21 @@ class QloraMethod(PeftAdapterMethod):
     def prepare(self, model: Any, config: TrainConfig) -> Any:
         for param in model.parameters():  # the quantized base is frozen; only the adapters (and projector) train
             param.requires_grad_(False)
+        keep_4bit_layers_differentiable(model)
         return attach_lora(model, config)
+
+
+def keep_4bit_layers_differentiable(model: Any) -> int:
+    """Stop bitsandbytes repacking 4-bit weights for its CPU inference kernel; returns the layers changed.
+
+    On a CPU with AVX512-BF16, bitsandbytes (0.50) repacks a Linear4bit's weights on its first forward in eval
+    mode without gradients (an in-run evaluation does exactly that) and from then on uses a kernel that has no
+    backward, also after ``train()``: gradients stop at every quantized layer and the adapters below it no
+    longer learn, silently (bench/quality.py's QLoRA loss stayed flat until this). Training keeps the plain path.
+    """
+    changed = 0
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            changed += 1
+    return changed
