@@ -15,8 +15,8 @@ USED = re.compile(r"""\b(?:t|text|i18n_text)\(\s*["']([A-Za-z0-9_]+)["']""")
 
 def test_every_key_has_a_translation_in_both_catalogues() -> None:
     en, zh = catalogues()["en"], catalogues()["zh-CN"]
-    assert sorted(set(en) - set(zh)) == [], "keys missing from webui/i18n/zh_cn.py"
-    assert sorted(set(zh) - set(en)) == [], "keys in zh_cn.py that en.py (or core's field metadata) lacks"
+    assert sorted(set(en) - set(zh)) == [], "keys missing from webui/i18n/zh-CN.json"
+    assert sorted(set(zh) - set(en)) == [], "keys in zh-CN.json that en.json (or core's field metadata) lacks"
     assert [k for k, v in {**en, **zh}.items() if not v.strip()] == []
 
 

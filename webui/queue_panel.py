@@ -7,9 +7,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from core.studio import QueueView, Studio
+from core.runs.queue_calls import QueueView
+from core.studio import Studio
+from webui.i18n import EN_STRINGS as EN
 from webui.i18n import WITH_LOCALE_JS, resolve, t, text
-from webui.i18n.en import STRINGS as EN
 from webui.messages import esc, failure_markdown
 
 # The table's columns, the waiting reasons (from core) and failures stay English; the rest follows the page.

@@ -8,17 +8,10 @@ from typing import Any
 import gradio as gr
 
 from core.studio import Studio
+from webui.i18n import t, text
 from webui.messages import esc, failure_markdown
 
 PROGRESS = gr.Progress()
-TITLE = "Quick start"
-INTRO = ("Trains **starter-vlm**, a real small LLaVA, on the bundled picture questions (**shapes-qa**) in two "
-         "runs, as LLaVA was trained: stage 1 teaches the projector what the pictures mean (everything else "
-         "frozen), then stage 2 adds LoRA on the language model, starting from stage 1's result. It takes about a "
-         "quarter of an hour on two idle CPU cores (more while other work shares them); the first time, it "
-         "builds the model first ({mb} MB from PyPI). Afterwards, pick the stage 2 run in **Chat** and ask about a "
-         "new picture.")
-BUTTON = "Quick start"
 STARTED = "🚀 Stage 1 started as run **{run}**. Stage 2 starts by itself when stage 1 completes."
 STATUS_ICONS = {"queued": "⏳", "running": "⏳", "completed": "✅", "stopped": "⏹️", "failed": "❌",
                 "failed_oom": "❌", "lost": "❌"}
@@ -63,9 +56,10 @@ def build(studio: Studio) -> dict[str, Any]:
     """The panel: what Quick start does, its button, and the stages' status (polled while they run)."""
     from core.models.starter.recipe import DOWNLOAD_MB
 
-    with gr.Accordion(TITLE, open=True):
-        gr.Markdown(INTRO.format(mb=DOWNLOAD_MB))
-        button = gr.Button(BUTTON, variant="primary", scale=0)
+    with gr.Accordion(t("qs_title"), open=True):
+        gr.Markdown(text("qs_intro"))
+        gr.Markdown(f"{text('qs_download')} {DOWNLOAD_MB}")
+        button = gr.Button(t("qs_button"), variant="primary", scale=0)
         status = gr.Markdown()
         stage_1 = gr.Number(visible=False, precision=0)
         timer = gr.Timer(POLL_SECONDS, active=False)

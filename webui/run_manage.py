@@ -8,8 +8,8 @@ import gradio as gr
 
 from core.runs.deletion import DeletionPlan
 from core.studio import Studio
+from webui.i18n import EN_STRINGS as EN
 from webui.i18n import WITH_LOCALE_JS, resolve, t, text
-from webui.i18n.en import STRINGS as EN
 from webui.messages import code, esc, failure_markdown
 
 ALL = "all"  # the filters' "any" value; it stays English, as do sizes and failures

@@ -144,6 +144,13 @@ class JobQueue:
         self.dispatch()
         return ids
 
+    def start(self, config: TrainConfig) -> int:
+        """One run through the queue, as a launcher would start it (Quick start's stages use this)."""
+        return self.enqueue([config])[0]
+
+    def reconcile(self) -> list[int]:
+        return self.launcher.reconcile()
+
     # --- the dispatcher -------------------------------------------------------------------------------------
     def busy(self, waiting: set[int]) -> list[RunRecord]:
         """Runs that hold the GPU now: started and not ended (a lost run only while its process lives)."""

@@ -1,7 +1,7 @@
 """The interface's languages through Gradio's own i18n: one catalogue per language, looked up by key in the browser.
 
-Adding a string: put ``"key": "English text"`` in en.py and its translation in zh_cn.py, then use ``t("key")`` as a
-component's label/info/value, or ``text("key")`` inside a Markdown string. ``t`` refuses a key en.py lacks, and
+Adding a string: put ``"key": "English text"`` in en.json and its translation in zh-CN.json, then use ``t("key")`` as a
+component's label/info/value, or ``text("key")`` inside a Markdown string. ``t`` refuses a key en.json lacks, and
 tests/test_i18n.py fails while a key is missing from either catalogue.
 
 The browser replaces only the first marker of a string. A message made of several translated parts is resolved on
@@ -11,15 +11,26 @@ callback passes it to ``resolve``.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
+from pathlib import Path
 
 import gradio as gr
 
 from core.evals.config import EvalConfig
 from core.train_config import TrainConfig
-from webui.i18n.en import STRINGS as EN_STRINGS
-from webui.i18n.zh_cn import STRINGS as ZH_STRINGS
+
+CATALOGUE_DIR = Path(__file__).parent
+
+
+def read_catalogue(locale: str) -> dict[str, str]:
+    """One language's strings: webui/i18n/<locale>.json, key to text."""
+    return json.loads((CATALOGUE_DIR / f"{locale}.json").read_text(encoding="utf-8"))
+
+
+EN_STRINGS = read_catalogue("en")
+ZH_STRINGS = read_catalogue("zh-CN")
 
 # Gradio's own locale names: the browser's language (or Settings > Language) picks one of them.
 LOCALES = ("en", "zh-CN")
@@ -51,7 +62,7 @@ def i18n() -> gr.I18n:
 def t(key: str) -> gr.i18n.I18nData:
     """A string the browser shows in its language; a key missing from the English catalogue is a bug."""
     if key not in catalogues()["en"]:
-        raise KeyError(f"no string {key!r} in webui/i18n/en.py")
+        raise KeyError(f"no string {key!r} in webui/i18n/en.json")
     return i18n()(key)
 
 
