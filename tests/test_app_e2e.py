@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 import zipfile
@@ -131,6 +132,7 @@ def test_evaluate_a_finished_run_and_a_base_and_read_the_before_after_table(runn
     notice, command = client.predict(f"run:{run['id']}", "sample", *settings.values(),
                                      api_name="/check_evaluation")
     assert "no eval split" in notice and f"-m jobs.evaluate --run {run['id']} --dataset sample" in command
+    assert re.search(r"\*\*Rows\*\*: this dataset has no eval split", notice), notice  # named by its label
     started = {}
     for target in (f"run:{run['id']}", "tiny-random-llava"):
         notice, command, chosen = client.predict(target, "sample", *settings.values(),

@@ -12,6 +12,7 @@ from core.evals.config import EvalConfig
 from core.evals.metrics import METRIC_LABELS
 from core.evals.results import SAMPLE_METRICS, SORTS, sample_rows
 from core.evals.service import eval_command
+from core.problems import ProblemsError
 from core.runs.launcher import shell_text
 from core.store.registry import EvalRecord
 from core.studio import Studio
@@ -25,6 +26,7 @@ from webui.messages import failure_markdown, problems_markdown
 
 POLL_SECONDS = 2.0
 SETTINGS = [f for f in EvalConfig.fields() if f.name not in ("run_id", "result", "model", "dataset")]
+EVAL_LABELS = {f.name: f.metadata["label"] for f in EvalConfig.fields()}  # Check names each field by its label
 
 
 def eval_choices(records: list[EvalRecord]) -> list[tuple[str, int]]:
@@ -81,12 +83,14 @@ def build(studio: Studio) -> dict[str, Any]:
 
     def do_check(tgt: str, ds: str, *values: Any) -> tuple[str, str]:
         config, problems = studio.check_evaluation(tgt, {"dataset": ds, **form_settings(values)})
-        text = problems_markdown(problems) if problems else "✅ Ready to evaluate."
+        text = problems_markdown(problems, labels=EVAL_LABELS) if problems else "✅ Ready to evaluate."
         return text, shell_text(eval_command(config, studio.paths.root))
 
     def do_start(tgt: str, ds: str, *values: Any) -> tuple[str, str, Any]:
         try:
             eval_id = studio.start_evaluation(tgt, {"dataset": ds, **form_settings(values)})
+        except ProblemsError as e:
+            return problems_markdown(e.problems, labels=EVAL_LABELS), "", gr.update()
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
             return failure_markdown(e), "", gr.update()
         view = studio.evaluation_view(eval_id)

@@ -17,13 +17,18 @@ def code(text: object) -> str:
     return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
 
 
-def problems_markdown(problems: list[Problem], title: str = "Please fix these first:") -> str:
+def problems_markdown(problems: list[Problem], title: str = "Please fix these first:",
+                      labels: dict[str, str] | None = None) -> str:
+    """Every problem on its own line; a field named in ``labels`` is shown by its label, as the form shows it."""
     if not problems:
         return ""
     lines = [f"**{title}**", ""]
     for p in problems:
-        where = p.where()
         icon = "⚠️" if p.severity == "warning" else "❌"
+        if labels and p.field in labels and not p.file:
+            lines.append(f"- {icon} **{esc(labels[p.field])}**: {esc(p.message)}")
+            continue
+        where = p.where()
         where_code = "`" + where.replace("`", "'") + "` — " if where else ""
         lines.append(f"- {icon} {where_code}{esc(p.message)}")
     return "\n".join(lines)
