@@ -236,8 +236,10 @@ def test_train_and_chat_tabs_offer_the_starter_and_build_it_on_request(data_dir:
     blocks, studio = studio_app.launch(studio_app.parse_args(["--port", str(port), "--data-dir", str(data_dir)]),
                                        block=False)
     try:
-        models = [c["props"] for c in blocks.config["components"]
-                  if c["type"] == "dropdown" and c["props"].get("label") == "Model"]
+        from webui.i18n import resolve
+
+        models = [c["props"] for c in blocks.config["components"]  # labels are translation markers
+                  if c["type"] == "dropdown" and resolve(str(c["props"].get("label") or ""), "en") == "Model"]
         train_choices = [value for _, value in models[1]["choices"]]  # Datasets tab, Train tab, Chat tab
         assert STARTER_MODEL in train_choices
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)

@@ -25,13 +25,15 @@ from webui.runs_tab import resume_markdown
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def trainers(run_id: int) -> list[int]:
-    """Every live `jobs.train` process working on this run."""
+def trainers(run_id: int, root: Path) -> list[int]:
+    """Every live `jobs.train` process working on this run of the studio at ``root`` (other tests' studios, run
+    at the same time by another worker, have runs with the same ids)."""
     found = []
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         cmd = proc.info["cmdline"] or []
+        pairs = list(zip(cmd, cmd[1:], strict=False))
         if "jobs.train" in cmd and proc.info["status"] != psutil.STATUS_ZOMBIE and \
-                any(a == "--run-id" and b == str(run_id) for a, b in zip(cmd, cmd[1:], strict=False)):
+                ("--run-id", str(run_id)) in pairs and ("--data-dir", str(root)) in pairs:
             found.append(proc.info["pid"])
     return found
 
@@ -56,12 +58,12 @@ def test_a_silent_live_trainer_is_never_resumed_into_a_second_one(studio, monkey
             studio.resume_run(run_id)
         assert jobs.train.main(["--resume", "--run-id", str(run_id), "--data-dir", str(studio.paths.root)]) == 2
         assert f"pid {pid}" in capsys.readouterr().err
-        assert trainers(run_id) == [pid]
+        assert trainers(run_id, studio.paths.root) == [pid]
     finally:
         os.kill(pid, signal.SIGCONT)
     back = wait_for(studio.registry, run_id, ("running",), timeout=15)
     assert (back.pid, back.attempt, back.error) == (pid, 1, None)  # the same trainer carries on, consistently
-    assert trainers(run_id) == [pid]
+    assert trainers(run_id, studio.paths.root) == [pid]
 
     # Stop ends a trainer the studio believes lost.
     os.kill(pid, signal.SIGSTOP)
@@ -70,13 +72,13 @@ def test_a_silent_live_trainer_is_never_resumed_into_a_second_one(studio, monkey
     stopped = wait_for(studio.registry, run_id, ("stopped", "failed", "completed"), timeout=60)
     assert stopped.status == "stopped" and stopped.exit_code == 0, stopped.error
     deadline = time.monotonic() + 30
-    while trainers(run_id) and time.monotonic() < deadline:
+    while trainers(run_id, studio.paths.root) and time.monotonic() < deadline:
         studio.launcher.reconcile()
         time.sleep(0.1)
-    assert trainers(run_id) == []
+    assert trainers(run_id, studio.paths.root) == []
     studio.resume_run(run_id)  # now there is nothing alive to double
     again = wait_for(studio.registry, run_id, ("running",), timeout=60)
-    assert trainers(run_id) == [again.pid] and again.attempt == 2
+    assert trainers(run_id, studio.paths.root) == [again.pid] and again.attempt == 2
     studio.stop_run(run_id)
     assert wait_for(studio.registry, run_id, ("stopped",), timeout=60).status == "stopped"
 
@@ -116,7 +118,7 @@ def test_headless_resume_continues_stopped_failed_and_lost_runs(studio, capfd) -
     studio.stop_run(run_id)
     stopped = wait_for(studio.registry, run_id, ("stopped",), timeout=60)
     deadline = time.monotonic() + 30
-    while trainers(run_id) and time.monotonic() < deadline:
+    while trainers(run_id, studio.paths.root) and time.monotonic() < deadline:
         time.sleep(0.1)
     runs = {"failed": clone_run(studio, stopped, "failed"), "lost": clone_run(studio, stopped, "lost")}
     # The stopped run through the real command line; the failed and lost copies through the same entry point

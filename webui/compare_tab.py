@@ -204,7 +204,7 @@ def build(studio: Studio) -> dict[str, Any]:
 
     read_locale([runs.change, x_axis.change, smoothing.release]).then(
         show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_name="compare")
-    runs.change(chat_models, runs, ab_models, api_visibility="private")
+    runs.change(chat_models, runs, ab_models, api_name="ab_chat_models", api_visibility="private")
     refresh.click(open_tab, runs, runs, api_visibility="private").then(
         None, None, locale, js=PAGE_LOCALE_JS, api_visibility="private", show_progress="hidden").then(
         show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_visibility="private")
