@@ -40,7 +40,22 @@ def studio(data_dir: Path):
 
     s = Studio(data_dir)
     yield s
+    end_leftover_jobs(s)
     s.registry.dispose()
+
+
+def end_leftover_jobs(studio) -> None:
+    """A test that failed midway must not leave its trainer running (and loading the machine) after it."""
+    import os
+    import signal
+
+    for run in studio.registry.list_runs():
+        if run.pid and run.status not in ("completed", "stopped", "failed", "failed_oom"):
+            try:
+                os.killpg(run.pid, signal.SIGCONT)
+                os.killpg(run.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 @pytest.fixture(scope="session")
