@@ -5,10 +5,10 @@ offers Apply when nothing fits."""
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
+from test_app_e2e import free_port
 
 from core.train_config import TrainConfig
 from webui.i18n import resolve
@@ -17,12 +17,6 @@ CONFIGS = Path(__file__).resolve().parent / "fixtures" / "model_configs"
 BAD = {"lora_r": -5, "batch_size": 0, "learning_rate": 1e9, "warmup_ratio": 5, "max_steps": "abc"}
 LABELS = {"lora_r": "LoRA rank", "batch_size": "Micro-batch size", "learning_rate": "Learning rate",
           "warmup_ratio": "Warmup ratio", "max_steps": "Max steps"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
+from test_app_e2e import free_port
 
 from core.train_config import TrainConfig
 from webui.i18n import resolve
 
 CONFIGS = Path(__file__).resolve().parent / "fixtures" / "model_configs"
 VERDICTS = ("fits", "tight", "will not fit")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
