@@ -168,8 +168,8 @@ def test_a_new_studio_on_the_same_data_dir_resumes_the_queue(data_dir: Path, sle
     time.sleep(0.3)
     after.start_watchdog()
     after.start_queue()  # the dispatcher thread, no browser and no poller
-    lost = wait_for(after.registry, first, ("lost",), timeout=20)
+    lost = wait_for(after.registry, first, ("lost",), timeout=60)
     assert "ended without reporting" in lost.error
-    wait_for(after.registry, third, ("running",), timeout=20)
+    wait_for(after.registry, third, ("running",), timeout=60)
     assert after.registry.get_run(second).status == "queued"
     assert sleepers.started == [first, third] and queued_names(after) == ["two"]

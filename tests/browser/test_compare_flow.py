@@ -113,7 +113,7 @@ def test_compare_lora_qlora_lisa(page, studio_server, tmp_path: Path, monkeypatc
     page.get_by_role("tab", name="Compare").click()
     summary = page.locator("#compare-summary")
     for run in runs:
-        summary.locator(f"tr[data-run='{run.id}']").wait_for(timeout=30_000)
+        summary.locator(f"tr[data-run='{run.id}']").wait_for(timeout=90_000)
     losses = {}
     for run in runs:
         lines = read_metrics(Path(run.run_dir))
