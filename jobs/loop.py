@@ -207,6 +207,9 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
             loss = runner(**batch).loss
             window.add_micro(loss / config.grad_accum, step + 1, tokens)
             accelerator.backward(loss)  # divides by the accumulation; DDP averages over the ranks
+            # The spent graph still holds activations (hundreds of MB on a 135M model) until the last reference
+            # goes: never let it live through the next forward pass.
+            del loss, batch
             if accelerator.sync_gradients:
                 grad_norm = accelerator.clip_grad_norm_(trainable, config.max_grad_norm) \
                     if config.max_grad_norm > 0 else None

@@ -126,3 +126,39 @@ def test_check_names_what_the_speed_and_scale_options_need() -> None:
     assert "one process" in problems(gpus="2", method="lisa")["gpus"]
     assert "prompt" in problems(chunked_loss=True, method="prompt")["chunked_loss"]
     assert "gpus" not in problems(gpus="2") and "report_to" not in problems(report_to="tensorboard")
+
+
+def test_a_steps_spent_graph_is_released_before_the_next_forward(data_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The graph behind a micro-batch's loss keeps activations alive after backward (measured: about 200 MiB of
+    peak RSS on SmolLM2-135M); the loop must drop it before the next forward, or every peak holds two."""
+    import weakref
+
+    from method_runs import train_run
+
+    import jobs.loop as loop
+
+    previous: list[weakref.ref] = []
+    still_alive: list[int] = []
+    load = loop.load_model
+
+    def watched_load(*args: object, **kwargs: object) -> torch.nn.Module:
+        model = load(*args, **kwargs)
+
+        def before(_module: torch.nn.Module, _args: object) -> None:
+            if torch.is_grad_enabled() and previous and previous[-1]() is not None:
+                still_alive.append(len(previous))
+
+        def after(_module: torch.nn.Module, _args: object, output: object) -> None:
+            loss = getattr(output, "loss", None)
+            if torch.is_grad_enabled() and loss is not None:
+                previous.append(weakref.ref(loss))
+
+        model.register_forward_pre_hook(before)
+        model.register_forward_hook(after)
+        return model
+
+    monkeypatch.setattr(loop, "load_model", watched_load)
+    train_run(data_dir, tmp_path, method="lora", max_steps=6, grad_accum=2)
+    assert len(previous) == 12  # every micro-batch's forward was watched
+    assert still_alive == [], f"the loss of micro-batches {still_alive} was alive when the next forward began"
