@@ -20,6 +20,10 @@ from core.store.registry import STORE_ERRORS, Registry
 STORE_DOWN = ("the database cannot be written ({error}); the run's status is kept in {file} and recorded in the "
               "database once it can be written again")
 STORE_BACK = "the database can be written again"
+# A step's count and loss reach the database at most this often: one write costs ~2 ms, as much as a whole step of
+# a small model. Anything else a progress call carries is written at once; the heartbeat sends what is pending.
+PROGRESS_EVERY_S = 0.5
+FREQUENT = frozenset({"step", "last_loss"})
 
 
 def say(text: str) -> None:
@@ -46,6 +50,9 @@ class Reporter:
         self._kept: dict[str, Any] = {"run_id": run_id, "pid": me.pid, "pid_started_at": me.create_time(),
                                       "status": "running"}
         self._store_down = False
+        self._pending: dict[str, Any] = {}  # progress not yet in the database (see PROGRESS_EVERY_S)
+        self._last_progress = 0.0
+        self._progress_lock = threading.Lock()
         self.tracker: Any = None  # "Report to": TensorBoard or W&B get each metrics line too (jobs/tracking.py)
         reserve(self.run_dir)  # while there is room: later writes overwrite it in place
 
@@ -85,6 +92,7 @@ class Reporter:
             try:
                 # A watchdog may have taken a long silence (a stopped or swapped-out process) for death.
                 self.registry.heartbeat(self.run_id, self.kind)
+                self.flush_progress()
             except Exception as e:  # noqa: BLE001 - a missed beat must not kill training
                 say(f"heartbeat failed: {e}")
 
@@ -92,7 +100,22 @@ class Reporter:
         kept = {k: fields[k] for k in ("step", "total_steps", "last_loss") if k in fields}
         if kept:
             self._keep(durable=False, **kept)
-        self._store(self.registry.update_job, self.kind, self.run_id, heartbeat_at=time.time(), **fields)
+        with self._progress_lock:
+            self._pending.update(fields)
+            if fields.keys() <= FREQUENT and time.monotonic() - self._last_progress < PROGRESS_EVERY_S:
+                return
+            self._write_pending()
+
+    def flush_progress(self) -> None:
+        """Send the progress held back by ``progress`` to the database now."""
+        with self._progress_lock:
+            if self._pending:
+                self._write_pending()
+
+    def _write_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        self._last_progress = time.monotonic()
+        self._store(self.registry.update_job, self.kind, self.run_id, heartbeat_at=time.time(), **pending)
 
     def metrics(self, row: dict[str, Any]) -> None:
         if self._metrics is None:
@@ -120,6 +143,7 @@ class Reporter:
         """Record how the run ended: in its folder first, then in the database; False if only the folder has it
         (the studio's watchdog copies it over once the database can be written)."""
         self._stop.set()
+        self.flush_progress()
         if self.tracker is not None:
             try:
                 self.tracker.close()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from jobs_helpers import fast_config, fixed_batch_loss
 
 from core.runs.files import COMPLETE_MARK, METRICS_FILE, complete_checkpoints
@@ -69,3 +70,34 @@ def test_bad_config_file_is_refused_before_anything_runs(data_dir: Path, tmp_pat
     assert result.returncode == 2
     assert "lora_r" in result.stderr and "whole number" in result.stderr
     assert not (data_dir / "studio.db").exists() or not Registry(data_dir / "studio.db").list_runs()
+
+
+def test_step_progress_reaches_the_database_in_batches_and_nothing_is_lost(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write per step would cost a small model as much as the step; counts and losses are held back for up to
+    PROGRESS_EVERY_S, while anything else (a parameter count, an eval summary) is written at once."""
+    from jobs import reporter as reporting
+
+    registry = Registry(tmp_path / "studio.db")
+    run_id = registry.create_run("r", "m", "lora", "d", {})
+    reporter = reporting.Reporter(registry, run_id, tmp_path)
+    reporter.running(total_steps=200)
+    writes: list[dict] = []
+    update = registry.update_job
+    monkeypatch.setattr(registry, "update_job", lambda kind, rid, **f: (writes.append(f), update(kind, rid, **f)))
+    reporter.progress(step=0, params={"all": {"trainable": 3}})
+    for step in range(1, 201):
+        reporter.progress(step=step, last_loss=1.0 / step)
+    assert 1 <= len(writes) <= 5, len(writes)  # 200 steps in well under a second: a handful of writes
+    assert registry.get_run(run_id).step < 200  # the newest is still held back...
+    reporter.progress(total_steps=300)  # ...until something that is not a step count comes
+    run = registry.get_run(run_id)
+    assert (run.step, run.total_steps, run.last_loss) == (200, 300, pytest.approx(1 / 200))
+    monkeypatch.setattr(reporting, "PROGRESS_EVERY_S", 0.0)  # with no hold-back, every step is written
+    before = len(writes)
+    reporter.progress(step=201)
+    assert len(writes) == before + 1 and registry.get_run(run_id).step == 201
+    monkeypatch.setattr(reporting, "PROGRESS_EVERY_S", 60.0)
+    reporter.progress(step=202, last_loss=0.5)
+    reporter.finish("completed")  # the end sends what is pending
+    assert registry.get_run(run_id).step == 202 and registry.get_run(run_id).status == "completed"
