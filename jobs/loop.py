@@ -33,8 +33,12 @@ from jobs.in_run_eval import InRunEval, encode_eval_split
 from jobs.optimizers import build_optimizer, build_scheduler
 from jobs.reporter import Reporter, say
 from jobs.resume_state import restore, resumable_state
+from jobs.sharded import full_model_state, full_tensors, is_sharded
 from jobs.speedups import ChunkedLossModel, apply_liger
 from jobs.step_window import StepWindow
+
+DEEPSPEED_RESUME = ("resuming a DeepSpeed run is not supported yet (each rank's optimizer partition is not saved); "
+                    "start it again, or use FSDP, whose checkpoints resume")
 
 
 @dataclass
@@ -97,11 +101,22 @@ def check_against_model(method: Method, config: TrainConfig, model: torch.nn.Mod
         raise ProblemsError(errors)
 
 
-def save_result(method: Method, model: torch.nn.Module, processor: object, folder: Path) -> None:
-    """The method's artefact; a full-weights result also gets the processor, so the folder loads on its own."""
-    method.save(model, folder)
+def save_result(method: Method, model: torch.nn.Module, processor: object, folder: Path,
+                whole: dict[str, torch.Tensor] | None = None) -> None:
+    """The method's artefact (from ``whole`` when the ranks shard the weights); a full-weights result also gets
+    the processor, so the folder loads on its own."""
+    method.save(model, folder, whole)
     if method.artefact == "weights":
         processor.save_pretrained(folder)
+
+
+def whole_weights(method: Method, model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
+    """With FSDP, what the artefact holds, gathered whole onto every rank (collective); None when not sharded."""
+    if not is_sharded(model):
+        return None
+    if method.artefact == "weights":
+        return full_model_state(model)
+    return full_tensors(model, {n for n, p in model.named_parameters() if p.requires_grad})
 
 
 def make_accelerator(config: TrainConfig) -> Any:
@@ -169,6 +184,8 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
                       lambda d: save_result(method, model, processor, d), main=main)
     step = 0
     if resume_from is not None:
+        if accelerator.distributed_type.value == "DEEPSPEED":
+            raise ValueError(DEEPSPEED_RESUME)
         step = restore(resume_from, model, method, optimizer, scheduler, scaler)
         evals.resume_at(step)
         log(f"resumed from {resume_from.name} at step {step}")
@@ -186,8 +203,9 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
         nonlocal saved_step
         window.check(config)  # never a checkpoint of diverged weights
         state = resumable_state(model, method, trainable, optimizer, scheduler, scaler)  # collective
+        whole = whole_weights(method, model)  # collective
         if main:
-            save_checkpoint(run_dir, step, lambda d: save_result(method, model, processor, d), state,
+            save_checkpoint(run_dir, step, lambda d: save_result(method, model, processor, d, whole), state,
                             {"total_steps": total_steps, "loss": last_loss, "processes": world},
                             config.save_total_limit)
         ranks.barrier()
@@ -241,8 +259,9 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     if not stopped and evals.due(step):  # the end, when the last step was not evaluated (no time after a Stop)
         evals.evaluate(model, step)
     artefact = Path(run_dir) / FINAL_DIR
+    whole = whole_weights(method, model)  # collective
     if main:
-        artefact = publish(artefact, lambda d: save_result(method, model, processor, d))
+        artefact = publish(artefact, lambda d: save_result(method, model, processor, d, whole))
     ranks.barrier()
     return TrainOutcome(steps=step, stopped=stopped, final_loss=last_loss, artefact_dir=artefact,
                         early_stopped_at=evals.early_stopped_at)

@@ -11,15 +11,20 @@ import torch
 from core.methods.base import Method
 from jobs import ranks
 from jobs.checkpoints import load_checkpoint
+from jobs.sharded import full_optimizer_state, full_tensors, is_sharded, load_full_state
 
 
 def resumable_state(model: torch.nn.Module, method: Method, trainable: list[torch.nn.Parameter], optimizer: Any,
                     scheduler: Any, scaler: Any) -> dict[str, Any]:
     """Everything a checkpoint needs to continue exactly: every tensor that can train, by name, and the states.
-    Collective with several ranks (each rank's random state is gathered); the ranks hold the same weights."""
+    Collective with several ranks (each rank's random state is gathered; sharded weights and optimizer states are
+    gathered whole, keyed by parameter name, so a resume re-shards them)."""
     ids = {id(p) for p in trainable}
-    weights = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if id(p) in ids}
-    return {"weights": weights, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+    names = {n for n, p in model.named_parameters() if id(p) in ids}
+    sharded = is_sharded(model)
+    weights = full_tensors(model, names)
+    optimizer_state = full_optimizer_state(model, optimizer) if sharded else optimizer.state_dict()
+    return {"weights": weights, "optimizer": optimizer_state, "sharded": sharded, "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler else None, "method": method.training_state(model),
             "rank_rng": ranks.gather(torch.get_rng_state())}
 
@@ -33,11 +38,18 @@ def restore(folder: Path, model: torch.nn.Module, method: Method, optimizer: Any
     if missing:
         raise ValueError(f"checkpoint {folder} does not fit this model ({len(missing)} unknown tensors, e.g. "
                          f"{missing[0]}); was the config changed?")
-    with torch.no_grad():
-        for name, tensor in saved["weights"].items():
-            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
-    method.restore_training_state(model, saved["method"], optimizer)
-    optimizer.load_state_dict(saved["optimizer"])
+    if saved.get("sharded", False) != is_sharded(model):
+        raise ValueError(f"checkpoint {folder} was saved {'with' if saved.get('sharded') else 'without'} sharded "
+                         "weights (FSDP); resume it with the strategy it was started with")
+    if saved.get("sharded"):
+        method.restore_training_state(model, saved["method"], optimizer)
+        load_full_state(model, optimizer, saved["weights"], saved["optimizer"])
+    else:
+        with torch.no_grad():
+            for name, tensor in saved["weights"].items():
+                params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+        method.restore_training_state(model, saved["method"], optimizer)
+        optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     if scaler and saved.get("scaler"):
         scaler.load_state_dict(saved["scaler"])

@@ -40,10 +40,10 @@ class AdapterMethod(Method):
         attach(model, config.adapter_size)  # the new parameters require grad
         return model
 
-    def save(self, model: Any, out_dir: Path) -> None:
+    def save(self, model: Any, out_dir: Path, state_dict: dict[str, Any] | None = None) -> None:
         from core.methods.bottleneck import save
 
-        save(model, out_dir)
+        save(model, out_dir, state_dict)
 
     def load_for_inference(self, model: Any, artefact_dir: Path) -> Any:
         from core.methods.bottleneck import attach_saved

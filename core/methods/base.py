@@ -75,8 +75,9 @@ class Method:
     def restore_training_state(self, model: Any, state: dict[str, Any], optimizer: Any) -> None:
         """Put back what ``training_state`` kept, on a freshly prepared model."""
 
-    def save(self, model: Any, out_dir: Path) -> None:
-        model.save_pretrained(out_dir)
+    def save(self, model: Any, out_dir: Path, state_dict: dict[str, Any] | None = None) -> None:
+        """Write the artefact; ``state_dict`` holds the weights whole when the ranks shard them (FSDP)."""
+        model.save_pretrained(out_dir, **({"state_dict": state_dict} if state_dict is not None else {}))
 
     def load_for_inference(self, model: Any, artefact_dir: Path) -> Any:
         """Turn a loaded model into the trained one: "adapter" methods get the base, "weights" methods the result."""

@@ -91,13 +91,14 @@ def attach_saved(model: Any, folder: Path) -> Any:
     return model
 
 
-def save(model: Any, out_dir: Path) -> None:
-    """Write the adapters' weights and a manifest into ``out_dir``."""
+def save(model: Any, out_dir: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """Write the adapters' weights (from the model, or from ``state_dict`` when given whole) and a manifest."""
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = adapter_state(model)
+    state = adapter_state(model) if state_dict is None else \
+        {n: t.contiguous() for n, t in state_dict.items() if ".bottleneck_" in n}
     save_file(state, str(out_dir / WEIGHTS_FILE))
     size = next(t.shape[0] for n, t in state.items() if n.endswith("down.weight"))
     manifest = {"format": FORMAT, "version": 1, "size": int(size), "hidden_size": _hidden_size(model),
