@@ -177,6 +177,9 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     scheduler = build_scheduler(config, optimizer, total_steps)
     # What runs the forward pass: the model, or its chunked-loss wrapper; DDP / FSDP / DeepSpeed wrap that.
     runner, optimizer = accelerator.prepare(ChunkedLossModel(model) if config.chunked_loss else model, optimizer)
+    # FSDP2 replaces the parameters with sharded ones (and the optimizer's with them): clipping and checkpoints
+    # must use those, not the list taken before.
+    trainable = [p for group in optimizer.param_groups for p in group["params"]]
     scaler = accelerator.scaler
     collate = PackingCollator(encoder) if config.packing else Collator(encoder)
     evals = InRunEval(config, eval_rows, run_dir, reporter, total_steps, Collator(encoder),

@@ -11,6 +11,9 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Jobs write each step's count to the database at once (by default at most every 0.5 s): the tests that kill or
+# stop a run at step N read that count. tests/test_train_job.py checks the hold-back itself.
+os.environ["STUDIO_PROGRESS_SECONDS"] = "0"
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -78,6 +78,7 @@ def test_step_progress_reaches_the_database_in_batches_and_nothing_is_lost(tmp_p
     PROGRESS_EVERY_S, while anything else (a parameter count, an eval summary) is written at once."""
     from jobs import reporter as reporting
 
+    monkeypatch.setattr(reporting, "PROGRESS_EVERY_S", 0.5)  # the default (the suite's jobs run with 0)
     registry = Registry(tmp_path / "studio.db")
     run_id = registry.create_run("r", "m", "lora", "d", {})
     reporter = reporting.Reporter(registry, run_id, tmp_path)
