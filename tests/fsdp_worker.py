@@ -7,6 +7,7 @@ a fresh sharded copy that must continue exactly as the original does.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ from jobs.sharded import is_sharded
 def build(model_path: str, config: TrainConfig, mesh: Any) -> tuple[Any, ...]:
     torch.manual_seed(0)
     method = get_method(config.method)
-    model = method.prepare(load_model(model_path), config)
+    model = method.prepare(load_model(model_path, **method.load_kwargs(config)), config)
     model.train()
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     for layer in base.model.language_model.layers:
@@ -56,8 +57,11 @@ def step(model: Any, optimizer: Any, scheduler: Any, seed: int) -> float:
 def main(model_path: str, method_name: str, out: Path) -> None:
     dist.init_process_group("gloo")
     mesh = init_device_mesh("cpu", (dist.get_world_size(),))
-    config = TrainConfig.from_dict({"run_name": "fsdp", "method": method_name, "learning_rate": 1e-2,
+    quantized = {"quantization": "4bit", "quant_type": "nf4", "double_quant": True} if method_name == "qlora" else {}
+    config = TrainConfig.from_dict({"run_name": "fsdp", "method": method_name, "learning_rate": 1e-2, **quantized,
                                     "lora_dropout": 0.0, "lora_r": 4, "lora_alpha": 8})
+    if method_name == "qlora":  # the 4-bit storage FSDP needs (Check allows FSDP on CUDA only, so set here)
+        config = dataclasses.replace(config, strategy="fsdp")
     processor = load_processor(model_path)
     method, model, optimizer, scheduler, trainable = build(model_path, config, mesh)
     for seed in range(3):
@@ -74,8 +78,13 @@ def main(model_path: str, method_name: str, out: Path) -> None:
     method, fresh, optimizer, scheduler, _ = build(model_path, config, mesh)
     restored_at = restore(folder, fresh, method, optimizer, scheduler, None)
     resumed = [step(fresh, optimizer, scheduler, seed) for seed in range(3, 6)]
+    import bitsandbytes as bnb
+
+    four_bit = [m.weight for m in fresh.modules() if isinstance(m, bnb.nn.Linear4bit)]
     (out / f"rank-{dist.get_rank()}.json").write_text(json.dumps(
-        {"sharded": is_sharded(model), "went_on": went_on, "resumed": resumed, "restored_at": restored_at}))
+        {"sharded": is_sharded(model), "went_on": went_on, "resumed": resumed, "restored_at": restored_at,
+         "four_bit_layers": len(four_bit), "four_bit_storage": str(four_bit[0].dtype) if four_bit else None,
+         "four_bit_sharded": all(type(w).__name__ == "DTensor" for w in four_bit)}))
     dist.destroy_process_group()
 
 

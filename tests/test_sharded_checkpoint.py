@@ -1,7 +1,8 @@
 """FSDP2-sharded runs (two CPU ranks, gloo, torchrun): a checkpoint gathers the sharded weights and optimizer state
 whole, a fresh sharded copy restored from it continues exactly, and the result folder holds whole weights that load
-in one process. accelerate does not shard on CPU, so the worker shards with torch's fully_shard and drives the
-loop's own save, result and restore functions."""
+in one process; for LoRA, QLoRA (its 4-bit base stored as bf16 so that FSDP shards it) and full fine-tuning.
+accelerate does not shard on CPU, so the worker shards with torch's fully_shard and drives the loop's own save,
+result and restore functions."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from core.train_config import TrainConfig
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("method", ["lora", "full"])
+@pytest.mark.parametrize("method", ["lora", "qlora", "full"])
 def test_a_sharded_run_resumes_exactly_and_its_result_is_whole(tiny_model_cache: Path, tmp_path: Path,
                                                                 method: str) -> None:
     model_path = str(tiny_model_cache / "tiny-random-llava")
@@ -35,18 +36,22 @@ def test_a_sharded_run_resumes_exactly_and_its_result_is_whole(tiny_model_cache:
         result = json.loads((tmp_path / f"rank-{rank}.json").read_text())
         assert result["sharded"] and result["restored_at"] == 3
         assert result["resumed"] == result["went_on"]  # the same three losses, to the last bit, on each rank
+        if method == "qlora":  # the 4-bit base is stored as bf16 (bnb_4bit_quant_storage) and sharded with the rest
+            assert result["four_bit_layers"] > 0 and result["four_bit_sharded"]
+            assert result["four_bit_storage"] == "torch.bfloat16"
 
     saved = torch.load(tmp_path / "checkpoints/step-00000003/training_state.pt", weights_only=False)
     assert saved["sharded"] and saved["weights"]
     # The result loads in one process, unsharded, with every trained tensor whole and equal to the checkpoint's.
-    if method == "lora":
+    if method in ("lora", "qlora"):
         from peft import PeftModel
 
         loaded = PeftModel.from_pretrained(load_model(model_path), str(tmp_path / FINAL_DIR))
     else:
         loaded = load_model(str(tmp_path / FINAL_DIR))
-    config = TrainConfig.from_dict({"run_name": "t", "method": method, "lora_r": 4, "lora_alpha": 8})
-    fresh = dict(get_method(method).prepare(load_model(model_path), config).named_parameters())
+    shapes_of = "lora" if method == "qlora" else method  # the adapters' shapes do not depend on the base's bits
+    config = TrainConfig.from_dict({"run_name": "t", "method": shapes_of, "lora_r": 4, "lora_alpha": 8})
+    fresh = dict(get_method(shapes_of).prepare(load_model(model_path), config).named_parameters())
     params = dict(loaded.named_parameters())
     for name, tensor in saved["weights"].items():
         assert tensor.shape == fresh[name].shape, name  # whole, not one rank's half
