@@ -76,7 +76,8 @@ class InRunEval:
                  total_steps: int, collate: Callable[[list[EncodedSample]], dict[str, Any]],
                  prepare: Callable[[dict[str, Any]], dict[str, Any]],
                  autocast: Callable[[], contextlib.AbstractContextManager],
-                 save_result: Callable[[Path], None], main: bool = True):
+                 save_result: Callable[[Path, Any], None], main: bool = True,
+                 gather: Callable[[], Any] = lambda: None):
         self.config = config
         self.main = main  # with several ranks, every rank evaluates (the same verdict) and only rank 0 saves
         self.samples = samples
@@ -85,6 +86,7 @@ class InRunEval:
         self.total_steps = total_steps
         self.interval = config.eval_interval(total_steps)
         self.collate, self.prepare, self.autocast, self.save_result = collate, prepare, autocast, save_result
+        self.gather = gather  # collective: the weights whole on every rank when FSDP shards them, else None
         self.tracker = EvalTracker(config.early_stopping_patience)
         self.last_step: int | None = None
         self.early_stopped_at: int | None = None
@@ -115,8 +117,10 @@ class InRunEval:
         check_finite("eval loss", result.mean, step, self.config)
         verdict = self.tracker.record(step, result.mean)
         self.last_step = step
-        if verdict.improved and step > 0 and self.config.save_best and self.main:
-            self._save_best(step, result.mean)
+        if verdict.improved and step > 0 and self.config.save_best:
+            whole = self.gather()  # every rank takes part; rank 0 saves
+            if self.main:
+                self._save_best(step, result.mean, whole)
         stop_early = verdict.exhausted and step < self.total_steps
         if stop_early:
             self.early_stopped_at = step
@@ -136,9 +140,9 @@ class InRunEval:
                   f"{self.tracker.best_step})", flush=True)
         return EvalStep(result.mean, verdict.improved, stop_early)
 
-    def _save_best(self, step: int, loss: float) -> None:
+    def _save_best(self, step: int, loss: float, whole: Any = None) -> None:
         def write(folder: Path) -> None:
-            self.save_result(folder)
+            self.save_result(folder, whole)
             (folder / BEST_INFO).write_text(json.dumps({"step": step, "eval_loss": loss}), encoding="utf-8")
 
         publish(self.run_dir / BEST_DIR, write)

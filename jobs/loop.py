@@ -184,7 +184,8 @@ def train(config: TrainConfig, model_path: str, dataset_dir: Path, run_dir: Path
     collate = PackingCollator(encoder) if config.packing else Collator(encoder)
     evals = InRunEval(config, eval_rows, run_dir, reporter, total_steps, Collator(encoder),
                       lambda b: to_device(b, device, images_dtype), lambda: autocast_for(config, device.type),
-                      lambda d: save_result(method, model, processor, d), main=main)
+                      lambda d, whole: save_result(method, model, processor, d, whole), main=main,
+                      gather=lambda: whole_weights(method, model))
     step = 0
     if resume_from is not None:
         if accelerator.distributed_type.value == "DEEPSPEED":
