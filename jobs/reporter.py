@@ -24,7 +24,16 @@ STORE_BACK = "the database can be written again"
 # a small model. Anything else a progress call carries is written at once; the heartbeat sends what is pending.
 # The test suite sets the variable to 0: its kill-at-step-N tests act on the database's step as it happens.
 PROGRESS_ENV = "STUDIO_PROGRESS_SECONDS"
-PROGRESS_EVERY_S = float(os.environ.get(PROGRESS_ENV, "0.5") or 0.5)
+
+
+def _progress_seconds(default: float = 0.5) -> float:
+    try:
+        return max(0.0, float(os.environ.get(PROGRESS_ENV, default)))
+    except ValueError:
+        return default
+
+
+PROGRESS_EVERY_S = _progress_seconds()
 FREQUENT = frozenset({"step", "last_loss"})
 
 
