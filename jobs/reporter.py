@@ -13,7 +13,7 @@ import psutil
 
 from core.memory.advisor import MemoryAdvisor
 from core.runs.files import METRICS_FILE
-from core.runs.processes import heartbeat_seconds
+from core.runs.processes import env_seconds, heartbeat_seconds
 from core.runs.status_file import STATUS_FILE, reserve, write_status
 from core.store.registry import STORE_ERRORS, Registry
 
@@ -24,16 +24,7 @@ STORE_BACK = "the database can be written again"
 # a small model. Anything else a progress call carries is written at once; the heartbeat sends what is pending.
 # The test suite sets the variable to 0: its kill-at-step-N tests act on the database's step as it happens.
 PROGRESS_ENV = "STUDIO_PROGRESS_SECONDS"
-
-
-def _progress_seconds(default: float = 0.5) -> float:
-    try:
-        return max(0.0, float(os.environ.get(PROGRESS_ENV, default)))
-    except ValueError:
-        return default
-
-
-PROGRESS_EVERY_S = _progress_seconds()
+PROGRESS_EVERY_S = env_seconds(PROGRESS_ENV, 0.5)
 FREQUENT = frozenset({"step", "last_loss"})
 
 

@@ -11,7 +11,7 @@ import torch
 from core.methods.base import Method
 from jobs import ranks
 from jobs.checkpoints import load_checkpoint
-from jobs.sharded import full_optimizer_state, full_tensors, is_sharded, load_full_state
+from jobs.sharded import full_optimizer_state, full_tensors, is_sharded, load_full_optimizer, load_full_weights
 
 
 def resumable_state(model: torch.nn.Module, method: Method, trainable: list[torch.nn.Parameter], optimizer: Any,
@@ -38,17 +38,20 @@ def restore(folder: Path, model: torch.nn.Module, method: Method, optimizer: Any
     if missing:
         raise ValueError(f"checkpoint {folder} does not fit this model ({len(missing)} unknown tensors, e.g. "
                          f"{missing[0]}); was the config changed?")
-    if saved.get("sharded", False) != is_sharded(model):
-        raise ValueError(f"checkpoint {folder} was saved {'with' if saved.get('sharded') else 'without'} sharded "
-                         "weights (FSDP); resume it with the strategy it was started with")
-    if saved.get("sharded"):
-        method.restore_training_state(model, saved["method"], optimizer)
-        load_full_state(model, optimizer, saved["weights"], saved["optimizer"])
+    sharded = saved.get("sharded", False)
+    if sharded != is_sharded(model):
+        raise ValueError(f"checkpoint {folder} was saved {'with' if sharded else 'without'} sharded weights "
+                         "(FSDP); resume it with the strategy it was started with")
+    if sharded:
+        load_full_weights(model, saved["weights"])
     else:
         with torch.no_grad():
             for name, tensor in saved["weights"].items():
                 params[name].copy_(tensor.to(params[name].device, params[name].dtype))
-        method.restore_training_state(model, saved["method"], optimizer)
+    method.restore_training_state(model, saved["method"], optimizer)
+    if sharded:
+        load_full_optimizer(model, optimizer, saved["optimizer"])
+    else:
         optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     if scaler and saved.get("scaler"):

@@ -48,13 +48,18 @@ def full_optimizer_state(model: torch.nn.Module, optimizer: Any) -> dict[str, An
                                     options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
-def load_full_state(model: torch.nn.Module, optimizer: Any, weights: dict[str, torch.Tensor],
-                    optimizer_state: dict[str, Any]) -> None:
-    """Put full tensors and a full optimizer state (as saved by the functions above) back into the shards; every
-    rank reads the same checkpoint and keeps its own part."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+def load_full_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Put full tensors (as ``full_tensors`` gathered them) back into the shards; every rank reads the same
+    checkpoint and keeps its own part."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
     set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True, strict=False))
+
+
+def load_full_optimizer(model: torch.nn.Module, optimizer: Any, state: dict[str, Any]) -> None:
+    """The same for an optimizer state gathered by ``full_optimizer_state``."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
     # Not strict: a parameter that never had a gradient (a projector on text-only batches) has no state yet.
-    set_optimizer_state_dict(model, raw_optimizer(optimizer), optimizer_state,
+    set_optimizer_state_dict(model, raw_optimizer(optimizer), state,
                              options=StateDictOptions(full_state_dict=True, strict=False))

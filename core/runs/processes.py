@@ -13,12 +13,17 @@ HEARTBEAT_ENV = "STUDIO_HEARTBEAT_SECONDS"
 DEFAULT_HEARTBEAT_S = 5.0
 
 
+def env_seconds(name: str, default: float, minimum: float = 0.0) -> float:
+    """A duration set by an environment variable, at least ``minimum``; ``default`` when unset or not a number."""
+    try:
+        return max(minimum, float(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
 def heartbeat_seconds() -> float:
     """How often a job beats; a run silent for two of these is taken for lost."""
-    try:
-        return max(0.1, float(os.environ.get(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S)))
-    except ValueError:
-        return DEFAULT_HEARTBEAT_S
+    return env_seconds(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S, minimum=0.1)
 
 
 def process_start_time(pid: int) -> float | None:
