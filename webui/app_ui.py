@@ -37,7 +37,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             with gr.Tab(t("tab_runs")) as runs_page:
                 runs = runs_tab.build(studio)
             with gr.Tab(t("tab_compare"), id="compare") as compare_page:
-                compare = compare_tab.build(studio)
+                compare_tab.build(studio, compare_page.select)
             with gr.Tab(t("tab_evaluate"), id="evaluate") as evaluate_page:
                 evaluate = evaluate_tab.build(studio)
             with gr.Tab(t("tab_chat")) as chat_page:
@@ -56,7 +56,6 @@ def build_app(studio: Studio) -> gr.Blocks:
             return gr.update(choices=runs_tab.run_choices(found), value=runs_tab.keep_or_newest(chosen, found))
 
         runs_page.select(open_runs, runs["chosen"], runs["chosen"], api_visibility="private")
-        compare_page.select(compare["open"], compare["runs"], compare["runs"], api_visibility="private")
         chat_page.select(lambda: gr.update(choices=studio.chat_choices()), None, chat["model"],
                          api_visibility="private")
         export_page.select(lambda: gr.update(choices=export["choices"]()), None, export["chosen"],

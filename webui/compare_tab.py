@@ -94,7 +94,8 @@ def charts_data(comparison: Any, x: str) -> dict[str, Any]:
                               for r in chart_rows(comparison.charts[name], x)] for name in CHARTS}}
 
 
-def build(studio: Studio) -> dict[str, Any]:
+def build(studio: Studio, opener: Any) -> dict[str, Any]:
+    """The tab's components; ``opener`` is its tab's select event, which refreshes the run list and the table."""
     gr.Markdown(INTRO)
     with gr.Row():
         runs = gr.Dropdown(label=t("cmp_runs"), choices=run_choices(studio.list_runs()), multiselect=True,
@@ -146,7 +147,11 @@ def build(studio: Studio) -> dict[str, Any]:
                               elem_id=f"compare-ab-answer-{i}") for i in range(MAX_AB)]
 
     def show(ids: list[int] | None, x: str, smooth: float, language: str | None = "en") -> tuple:
-        if not ids or len(ids) < 2:
+        if not ids:
+            # Opening the tab fires a change with the empty list (its choices arrive first) and then one with the
+            # chosen runs, in either order: the empty one must not overwrite the table the other one drew.
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if len(ids) < 2:
             return resolve(text("cmp_pick_runs"), language), "", {}, ""
         try:
             comparison = studio.compare_runs(list(ids), x or "step", float(smooth or 0))
@@ -205,11 +210,12 @@ def build(studio: Studio) -> dict[str, Any]:
     read_locale([runs.change, x_axis.change, smoothing.release]).then(
         show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_name="compare")
     runs.change(chat_models, runs, ab_models, api_name="ab_chat_models", api_visibility="private")
-    refresh.click(open_tab, runs, runs, api_visibility="private").then(
-        None, None, locale, js=PAGE_LOCALE_JS, api_visibility="private", show_progress="hidden").then(
-        show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_visibility="private")
+    for opened in (refresh.click, opener):
+        opened(open_tab, runs, runs, api_visibility="private").then(
+            None, None, locale, js=PAGE_LOCALE_JS, api_visibility="private", show_progress="hidden").then(
+            show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_visibility="private")
     read_locale([export_csv.click]).then(do_csv, [runs, locale], [downloads, export_notice], api_name="compare_csv")
     read_locale([export_png.click]).then(do_png, [runs, x_axis, smoothing, locale], [downloads, export_notice],
                                          api_name="compare_png")
     ask.click(do_ask, [ab_models, ab_image, ab_question, ab_tokens, runs], [ab_plan, *answers], api_name="ab_chat")
-    return {"runs": runs, "open": open_tab}
+    return {"runs": runs}
