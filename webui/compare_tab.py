@@ -94,7 +94,7 @@ def charts_data(comparison: Any, x: str) -> dict[str, Any]:
                               for r in chart_rows(comparison.charts[name], x)] for name in CHARTS}}
 
 
-def build(studio: Studio, opener: Any) -> dict[str, Any]:
+def build(studio: Studio, opener: Any) -> None:
     """The tab's components; ``opener`` is its tab's select event, which refreshes the run list and the table."""
     gr.Markdown(INTRO)
     with gr.Row():
@@ -218,4 +218,3 @@ def build(studio: Studio, opener: Any) -> dict[str, Any]:
     read_locale([export_png.click]).then(do_png, [runs, x_axis, smoothing, locale], [downloads, export_notice],
                                          api_name="compare_png")
     ask.click(do_ask, [ab_models, ab_image, ab_question, ab_tokens, runs], [ab_plan, *answers], api_name="ab_chat")
-    return {"runs": runs}
