@@ -183,9 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     status = "stopped" if outcome.stopped else "completed"
     if outcome.steps:  # CUDA only: measured peaks beside the estimate, for the Runs tab's calibration table
         reporter.record_memory_peaks(MemoryAdvisor(paths, registry), config, outcome.steps)
+    # The log's last line is written before the status: whoever sees the run ended finds its log complete.
+    say(f"{status} after {outcome.steps} steps; result in {outcome.artefact_dir}")
     reporter.finish(status, exit_code=0, artefact_dir=str(outcome.artefact_dir), step=outcome.steps,
                     last_loss=outcome.final_loss)
-    say(f"{status} after {outcome.steps} steps; result in {outcome.artefact_dir}")
     return 0
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from jobs_helpers import fast_config, wait_for
 
+from core.runs.processes import is_alive
 from core.runs.queue import CANCELLED, SPAWN_FAILED, Capacity, plan
 from core.store.job_queue import QueueEntry
 from core.store.registry import RunRecord
@@ -21,13 +23,19 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
 
 class Sleepers:
-    """Stands in for the trainer: each started run gets a real process (its own group) that sleeps, and reports
-    running as a trainer would; the test ends it with the status a trainer would report."""
+    """Stands in for the trainer: each started run gets a real process (its own group) that sleeps, reports
+    running and beats while its process lives, as a trainer would; the test ends it with the status a trainer
+    would report."""
+
+    BEAT_SECONDS = 0.2
 
     def __init__(self) -> None:
         self.started: list[int] = []
         self.studios: list[Studio] = []
         self.fail_next = False
+        self._done = threading.Event()
+        self._beater = threading.Thread(target=self._beat, daemon=True)
+        self._beater.start()
 
     def install(self, studio: Studio) -> Studio:
         def start(run_id: int, run_dir: Path) -> None:
@@ -42,11 +50,24 @@ class Sleepers:
         self.studios.append(studio)
         return studio
 
+    def _beat(self) -> None:
+        # A trainer beats until its process ends: a killed sleeper falls silent, a living one never looks lost.
+        while not self._done.wait(self.BEAT_SECONDS):
+            if not self.studios:
+                continue
+            registry = self.studios[-1].registry
+            for run_id in list(self.started):
+                run = registry.get_run(run_id)
+                if run.status == "running" and is_alive(run.pid, run.pid_started_at):
+                    registry.heartbeat(run_id)
+
     def finish(self, studio: Studio, run_id: int, status: str = "completed") -> None:
         studio.registry.set_status(run_id, status, error=None if status == "completed" else "it broke")
         kill(studio.registry.get_run(run_id))
 
     def cleanup(self) -> None:
+        self._done.set()
+        self._beater.join(timeout=5)
         for studio in self.studios:
             studio.close()
             for run in studio.registry.list_runs():
@@ -150,10 +171,11 @@ def test_start_now_runs_beside_the_others_only_when_the_estimate_says_they_fit(s
 
 
 def test_a_new_studio_on_the_same_data_dir_resumes_the_queue(data_dir: Path, sleepers, monkeypatch) -> None:
-    monkeypatch.setattr("core.runs.launcher.SPAWN_GRACE_SECONDS", 0.0)  # waiting runs must not pass for lost
     monkeypatch.setenv("STUDIO_HEARTBEAT_SECONDS", "0.5")  # the watchdog's round
     before = sleepers.install(Studio(data_dir))
     first, second, third = before.queue.enqueue(configs("one", "two", "three"))
+    for waiting in (second, third):  # waiting far past the spawn grace must still not pass for lost
+        before.registry.update_run(waiting, created_at=time.time() - 3600)
     assert before.move_queued(third, -1)
     running = before.registry.get_run(first)
     before.close()  # the studio goes away; its trainer keeps running
