@@ -210,10 +210,9 @@ def build(studio: Studio, opener: Any) -> None:
     read_locale([runs.change, x_axis.change, smoothing.release]).then(
         show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_name="compare")
     runs.change(chat_models, runs, ab_models, api_name="ab_chat_models", api_visibility="private")
-    for opened in (refresh.click, opener):
-        opened(open_tab, runs, runs, api_visibility="private").then(
-            None, None, locale, js=PAGE_LOCALE_JS, api_visibility="private", show_progress="hidden").then(
-            show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_visibility="private")
+    gr.on([refresh.click, opener], open_tab, runs, runs, api_visibility="private").then(
+        None, None, locale, js=PAGE_LOCALE_JS, api_visibility="private", show_progress="hidden").then(
+        show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_visibility="private")
     read_locale([export_csv.click]).then(do_csv, [runs, locale], [downloads, export_notice], api_name="compare_csv")
     read_locale([export_png.click]).then(do_png, [runs, x_axis, smoothing, locale], [downloads, export_notice],
                                          api_name="compare_png")
