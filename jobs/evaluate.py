@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         reporter.finish("failed", error=message, exit_code=EXIT_FAILED)
         return EXIT_FAILED
     status = "stopped" if outcome.stopped else "completed"
+    print(f"evaluation {eval_id} {status}: {outcome.summary}", flush=True)  # the log is whole before the status
     reporter.finish(status, exit_code=0, summary=outcome.summary)
-    print(f"evaluation {eval_id} {status}: {outcome.summary}", flush=True)
     return 0
 
 

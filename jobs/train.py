@@ -167,16 +167,16 @@ def main(argv: list[str] | None = None) -> int:
         message = f"{OOM_ADVICE}. ({str(e).splitlines()[0]})"
         if not main_rank:
             return rank_failed(run_dir, message, EXIT_OOM)
+        print_traceback()  # before the status, like every line of the log
         reporter.finish("failed_oom", error=ranks.peer_failure(run_dir, peers) or message, exit_code=EXIT_OOM)
-        print_traceback()
         return EXIT_OOM
     except BaseException as e:  # noqa: BLE001 - every failure must be recorded before the process ends
         if not main_rank:
             return rank_failed(run_dir, failure_message(e, run_dir), EXIT_FAILED)
         # With several ranks, one that died or failed first is the cause; this rank then only lost its peer.
         cause = ranks.peer_failure(run_dir, peers) if several else None
-        reporter.finish("failed", error=cause or failure_message(e, run_dir), exit_code=EXIT_FAILED)
         print_traceback()
+        reporter.finish("failed", error=cause or failure_message(e, run_dir), exit_code=EXIT_FAILED)
         return EXIT_FAILED
     if not main_rank:
         return 0
@@ -227,7 +227,7 @@ def print_traceback() -> None:
     try:
         traceback.print_exc()
     except OSError:
-        pass  # the log's disk is full; the status is recorded already
+        pass  # the log's disk is full; the status is still recorded after this
 
 
 if __name__ == "__main__":
