@@ -10,7 +10,7 @@ import pytest
 from webui.i18n import catalogues, problem_text, resolve, t, text
 
 WEBUI = Path(__file__).resolve().parents[1] / "webui"
-USED = re.compile(r"""\b(?:t|text|i18n_text)\(\s*["']([A-Za-z0-9_]+)["']""")
+USED = re.compile(r"""\b(?:t|text|i18n_text|say)\(\s*["']([A-Za-z0-9_]+)["']""")
 
 
 def test_every_key_has_a_translation_in_both_catalogues() -> None:
@@ -41,3 +41,39 @@ def test_checks_templates_translate_around_the_values() -> None:
     assert resolve(shown) == "must be at least 1; got -5"
     assert resolve(shown, "zh-CN") == "不能小于 1; 当前为 -5"
     assert problem_text("something core says only in English") == "something core says only in English"
+
+
+def test_every_memory_term_has_a_label_in_both_catalogues() -> None:
+    from dataclasses import replace
+
+    from core.memory import estimate, read_architecture
+    from core.memory.inputs import inputs_from_train_config
+    from core.train_config import TrainConfig
+    from webui.i18n import term_label
+
+    arch = read_architecture(Path(__file__).parent / "fixtures" / "model_configs" / "llava-1.5-7b.json")
+    train = inputs_from_train_config(TrainConfig(method="qlora", grad_accum=4), arch)
+    labels = {term.label for inp in (train, replace(train, mode="inference")) for term in estimate(inp).terms}
+    assert len(labels) == 20  # every term core can name: a new one needs its two catalogue entries
+    assert {label: term_label(label) for label in labels} == {label: label for label in labels}
+    untranslated = sorted(label for label in labels if term_label(label, "zh-CN") == label)
+    assert untranslated == [], "memory terms without a Chinese label in webui/i18n/zh-CN.json"
+
+
+def test_the_memory_panel_speaks_the_pages_language(studio) -> None:
+    from core.train_config import TrainConfig
+    from webui.train_tab import applied_markdown, breakdown_frame, estimate_markdown, fit_markdown
+
+    values = TrainConfig(method="full", max_length=4096).to_dict()
+    result = studio.memory.estimate(values, "0.001")  # a card far too small: the verdict and advice both show
+    english, chinese = estimate_markdown(result), estimate_markdown(result, "zh-CN")
+    assert "❌ Will not fit" in english and "Predicted peak" in english
+    assert "❌ 放不下" in chinese and "预计峰值" in chinese and "PyTorch 峰值：已分配" in chinese
+    assert "Predicted peak" not in chinese and "to spare" not in chinese
+    assert "CUDA 上下文与内核" in list(breakdown_frame(result, "zh-CN")["term"])
+    assert "CUDA context and kernels" in list(breakdown_frame(result)["term"])
+    fitted = fit_markdown(studio.memory.fit(values, "24"), "zh-CN")
+    assert fitted.startswith("✅ 已经放得下") and "无需修改" in fitted
+    applied = applied_markdown({"ok": True, "changes": {"gradient_checkpointing": True}, "after_gb": 3.2,
+                                "after_verdict": "fits"}, "zh-CN")
+    assert applied == "已应用：梯度检查点 → 开。现在预计峰值 3.20 GB（✅ 放得下）。"

@@ -66,7 +66,7 @@ def build(studio: Studio) -> dict[str, Any]:
             image = tolerant_image(label=t("chat_image"), type="filepath", sources=["upload", "clipboard"])
             max_tokens = gr.Slider(8, 1024, value=128, step=8, label=t("chat_max_tokens"))
             temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.1, label=t("chat_temperature"))
-            loading = gr.Radio([(label, value) for value, label in CHAT_LOADINGS.items()], value="auto",
+            loading = gr.Radio([(t(f"chat_load_{value}"), value) for value in CHAT_LOADINGS], value="auto",
                                label=t("chat_loading"), info=t("chat_loading_info"))
             memory = gr.Markdown()
         with gr.Column(scale=2):

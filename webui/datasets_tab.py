@@ -36,7 +36,7 @@ COLOURS = {"trained": "#22c55e", "masked": "#e5e7eb", "cut": "#f87171"}
 
 def format_menu(detected: str | None = None) -> list[tuple[str, str]]:
     title = next((f["title"] for f in FORMATS if f["name"] == detected), None)
-    auto = f"Detect automatically (found: {title})" if title else "Detect automatically"
+    auto = f"{text('ds_detect_found')} {title}" if title else t("ds_detect")
     return [(auto, AUTO)] + [(f["title"], f["name"]) for f in FORMATS]
 
 

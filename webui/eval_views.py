@@ -10,6 +10,7 @@ import pandas as pd
 
 from core.evals.results import ROLE_LABELS, before_after, shown
 from core.store.registry import EvalRecord
+from webui.i18n import text
 from webui.messages import esc
 
 EVAL_COLUMNS = ["id", "scores", "dataset", "split", "status", "progress", "result", "started"]
@@ -103,7 +104,7 @@ def samples_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def sample_markdown(row: dict[str, Any] | None, metric: str) -> str:
     """One sample in full: question, reference, each answer with its score on ``metric``."""
     if not row:
-        return "Click a row of the table to see the sample in full."
+        return text("ev_click_row")
     lines = [f"**Sample {row['#']}** (`{esc(row['id'])}`)", "", f"**Question:** {esc(row['question'])}", "",
              f"**Reference:** {esc(row['reference'])}"]
     for role, key in (("base", "base"), ("tuned", "fine-tuned")):

@@ -65,7 +65,8 @@ def build(studio: Studio) -> dict[str, Any]:
     with gr.Row():
         metric = gr.Dropdown(label=t("ev_score"), choices=[(METRIC_LABELS[m], m) for m in SAMPLE_METRICS],
                              value="rouge_l")
-        order = gr.Dropdown(label=t("ev_sort"), choices=list(SORTS), value=SORTS[0])
+        order = gr.Dropdown(label=t("ev_sort"), choices=[(t(f"ev_sort_{i}"), s) for i, s in enumerate(SORTS)],
+                            value=SORTS[0])
         with gr.Column():
             export = gr.Button(t("ev_export"))
             export_notice = gr.Markdown()

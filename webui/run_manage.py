@@ -9,16 +9,11 @@ import gradio as gr
 from core.runs.deletion import DeletionPlan
 from core.studio import Studio
 from webui.i18n import EN_STRINGS as EN
-from webui.i18n import WITH_LOCALE_JS, resolve, t, text
+from webui.i18n import WITH_LOCALE_JS, say, t
 from webui.messages import code, esc, failure_markdown
 
 ALL = "all"  # the filters' "any" value; it stays English, as do sizes and failures
 CHOOSE = EN["manage_choose"]
-
-
-def say(marker: str, locale: str | None, **values: Any) -> str:
-    """A fixed template (``text(key)``) in the page's language, with the values put in."""
-    return resolve(marker, locale).format(**values)
 
 
 def size_text(count: int) -> str:
@@ -30,34 +25,34 @@ def size_text(count: int) -> str:
 
 def confirmation_markdown(plan: DeletionPlan, locale: str | None = "en") -> str:
     """The confirmation: the folder and its size, the checkpoints, the evaluations, and what is kept."""
-    lines = [say(text("manage_confirm_title"), locale, run_id=plan.run_id, name=esc(plan.name)), ""]
+    lines = [say("manage_confirm_title", locale, run_id=plan.run_id, name=esc(plan.name)), ""]
     if plan.folder and plan.folder.deletable:
-        lines.append(say(text("manage_folder"), locale, path=code(plan.folder.path),
+        lines.append(say("manage_folder", locale, path=code(plan.folder.path),
                          size=size_text(plan.folder.bytes)))
     else:
-        lines.append(say(text("manage_record_only"), locale))
+        lines.append(say("manage_record_only", locale))
     if plan.checkpoints:
-        lines.append(say(text("manage_checkpoints"), locale, count=len(plan.checkpoints),
+        lines.append(say("manage_checkpoints", locale, count=len(plan.checkpoints),
                          names=", ".join(code(c) for c in plan.checkpoints)))
     else:
-        lines.append(say(text("manage_no_checkpoints"), locale))
+        lines.append(say("manage_no_checkpoints", locale))
     for eval_id, folder in plan.evaluations:
         if folder and folder.deletable:
-            lines.append(say(text("manage_evaluation_in"), locale, eval_id=eval_id, path=code(folder.path),
+            lines.append(say("manage_evaluation_in", locale, eval_id=eval_id, path=code(folder.path),
                              size=size_text(folder.bytes)))
         else:
-            lines.append(say(text("manage_evaluation"), locale, eval_id=eval_id))
+            lines.append(say("manage_evaluation", locale, eval_id=eval_id))
     if not plan.evaluations:
-        lines.append(say(text("manage_no_evaluations"), locale))
+        lines.append(say("manage_no_evaluations", locale))
     if plan.waiting_in_queue:
-        lines.append(say(text("manage_queue_place"), locale))
-    lines += ["", say(text("manage_total"), locale, size=size_text(plan.total_bytes))]
+        lines.append(say("manage_queue_place", locale))
+    lines += ["", say("manage_total", locale, size=size_text(plan.total_bytes))]
     lines += [f"\n⚠️ {esc(note)}" for note in plan.notes]
     return "\n".join(lines)
 
 
-def filter_choices(studio: Studio) -> dict[str, list[str]]:
-    return {key: [ALL, *values] for key, values in studio.run_filters().items()}
+def filter_choices(studio: Studio) -> dict[str, list[Any]]:
+    return {key: [(t("runs_filter_all"), ALL), *values] for key, values in studio.run_filters().items()}
 
 
 def wanted(value: str | None) -> str | None:
@@ -66,28 +61,28 @@ def wanted(value: str | None) -> str | None:
 
 def rename(studio: Studio, run_id: int | None, name: str, locale: str | None = "en") -> str:
     if run_id is None:
-        return say(text("manage_choose"), locale)
+        return say("manage_choose", locale)
     try:
         run = studio.rename_run(int(run_id), name)
     except Exception as e:  # noqa: BLE001
         return failure_markdown(e)
-    return say(text("manage_renamed"), locale, run_id=run.id, name=esc(run.name))
+    return say("manage_renamed", locale, run_id=run.id, name=esc(run.name))
 
 
 def save_notes(studio: Studio, run_id: int | None, notes: str, locale: str | None = "en") -> str:
     if run_id is None:
-        return say(text("manage_choose"), locale)
+        return say("manage_choose", locale)
     try:
         studio.set_run_notes(int(run_id), notes)
     except Exception as e:  # noqa: BLE001
         return failure_markdown(e)
-    return say(text("manage_notes_saved"), locale, run_id=int(run_id))
+    return say("manage_notes_saved", locale, run_id=int(run_id))
 
 
 def ask_delete(studio: Studio, run_id: int | None, locale: str | None = "en") -> tuple[str, Any]:
     """The confirmation naming what goes, and the confirm button shown; or why it cannot be deleted."""
     if run_id is None:
-        return say(text("manage_choose"), locale), gr.update(visible=False)
+        return say("manage_choose", locale), gr.update(visible=False)
     try:
         plan = studio.deletion_plan(int(run_id))
     except Exception as e:  # noqa: BLE001
@@ -97,12 +92,12 @@ def ask_delete(studio: Studio, run_id: int | None, locale: str | None = "en") ->
 
 def confirm_delete(studio: Studio, run_id: int | None, locale: str | None = "en") -> tuple[str, Any]:
     if run_id is None:
-        return say(text("manage_choose"), locale), gr.update(visible=False)
+        return say("manage_choose", locale), gr.update(visible=False)
     try:
         plan = studio.delete_run(int(run_id))
     except Exception as e:  # noqa: BLE001
         return failure_markdown(e), gr.update(visible=False)
-    return say(text("manage_deleted"), locale, run_id=plan.run_id, name=esc(plan.name),
+    return say("manage_deleted", locale, run_id=plan.run_id, name=esc(plan.name),
                size=size_text(plan.total_bytes)), gr.update(visible=False)
 
 

@@ -23,12 +23,9 @@ STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped
                 "failed_oom": "💥", "lost": "❓"}
 RUN_COLUMNS = ["id", "name", "status", "method", "model", "dataset", "step", "loss", "best eval loss", "evaluation",
                "started"]
-LOSS_TITLE = "Loss: training, and eval on the eval split (hover for perplexity)"
 CALIBRATION_COLUMNS = ["run", "config", "device", "estimated peak", "est. allocated", "measured allocated",
                        "allocated error", "est. reserved", "measured reserved", "reserved error"]
 CALIBRATION_WIDTHS = ["5%", "23%", "12%", "8%", "8%", "8%", "9%", "8%", "8%", "11%"]
-MEMORY_TITLE = "Memory (MB)"
-CPU_MEMORY_TITLE = "Memory (MB): this CPU run's process RSS, and the GPU peak estimated for the card"
 MB_PER_GB = 1e9 / 2**20  # the estimate is in GB of 1e9 bytes, the measured curves in MB of 2**20
 RESUMING = "▶️ Resuming run {run_id} from step {step} (checkpoint `{checkpoint}`)."
 SKIPPED = "⚠️ Skipped `{checkpoint}`: {why}."
@@ -131,7 +128,7 @@ def plot_update(frame: pd.DataFrame, colour: str) -> gr.LinePlot:
 def memory_update(frame: pd.DataFrame, cpu_estimate: bool = False) -> gr.LinePlot:
     """The memory plot's new data with its series named (see ``plot_update``) and a title saying what is drawn."""
     return gr.LinePlot(value=frame, colors_in_legend=list(dict.fromkeys(frame["series"])),
-                       title=CPU_MEMORY_TITLE if cpu_estimate else MEMORY_TITLE)
+                       title=t("runs_memory_cpu_title") if cpu_estimate else t("runs_memory_title"))
 
 
 def memory_frame(metrics: list[dict], estimate: dict | None = None, total_steps: int = 0) -> pd.DataFrame:
@@ -235,9 +232,9 @@ def build(studio: Studio) -> dict[str, Any]:
     details = gr.Markdown()
     manage = run_manage.build(studio, chosen, action)
     with gr.Row():
-        loss_plot = gr.LinePlot(loss_frame([]), x="step", y="loss", color="run", title=LOSS_TITLE, height=300,
+        loss_plot = gr.LinePlot(loss_frame([]), x="step", y="loss", color="run", title=t("runs_loss_title"), height=300,
                                 tooltip=["perplexity"])
-        memory_plot = gr.LinePlot(memory_frame([]), x="step", y="MB", color="series", title=MEMORY_TITLE,
+        memory_plot = gr.LinePlot(memory_frame([]), x="step", y="MB", color="series", title=t("runs_memory_title"),
                                   height=300)
     log = gr.Textbox(label=t("runs_log"), lines=12, max_lines=12, autoscroll=True,
                      interactive=False)

@@ -15,7 +15,7 @@ from core.train_config import STARTER_MODEL, TINY_MODEL, TrainConfig
 from webui import quick_start
 from webui.builds import build_panel
 from webui.form import build_form
-from webui.i18n import WITH_LOCALE_JS, problem_text, resolve, t, text
+from webui.i18n import WITH_LOCALE_JS, problem_text, resolve, say, t, term_label, text
 from webui.messages import esc, failure_markdown
 
 VERDICT_ICONS = {"fits": "✅", "tight": "⚠️", "will not fit": "❌"}
@@ -37,53 +37,56 @@ def params_text(count: int) -> str:
     return str(count)
 
 
-def estimate_markdown(result: dict[str, Any]) -> str:
+def verdict_text(verdict: str, locale: str | None) -> str:
+    """A verdict with its icon, in the page's language."""
+    key = {"fits": "mem_verdict_fits", "tight": "mem_verdict_tight"}.get(verdict, "mem_verdict_over")
+    return f"{VERDICT_ICONS[verdict]} {say(key, locale)}"
+
+
+def estimate_markdown(result: dict[str, Any], locale: str | None = "en") -> str:
     """The verdict in words: the predicted peak beside the card, and what the peak is made of."""
     card = result["card"]
     if not result["ok"]:
-        return f"**{text('memory_unavailable')}** {result['reason']}"
+        return f"**{say('memory_unavailable', locale)}** {result['reason']}"
     verdict = result["verdict"]
-    head = (f"## {VERDICT_ICONS[verdict]} {verdict.capitalize()}\n\nPredicted peak {gb(result['total_gb'])} "
-            f"on {card['label']} ({gb(card['gb'])}).")
+    head = (f"## {verdict_text(verdict, locale)}\n\n"
+            + say("mem_predicted", locale, peak=gb(result["total_gb"]), card=card["label"], card_gb=gb(card["gb"])))
     if verdict == "will not fit":
-        advice = f"{gb(-result['headroom_gb'])} over. **Fit to my card** proposes changes that bring it under."
-    elif verdict == "tight":
-        advice = (f"{gb(result['headroom_gb'])} to spare: within 10% of the card, where allocator spikes or "
-                  "another process can tip it over.")
+        advice = say("mem_over", locale, gb=gb(-result["headroom_gb"]))
     else:
-        advice = f"{gb(result['headroom_gb'])} to spare."
-    detail = (f"PyTorch's peak: {gb(result['allocated_gb'])} allocated, {gb(result['reserved_gb'])} reserved; "
-              "plus the CUDA context. ")
+        advice = say("mem_tight" if verdict == "tight" else "mem_spare", locale, gb=gb(result["headroom_gb"]))
+    detail = say("mem_torch_peak", locale, allocated=gb(result["allocated_gb"]), reserved=gb(result["reserved_gb"]))
     if result.get("paged_gb"):
-        detail += f"Paged optimizer states ({gb(result['paged_gb'])}) can spill to CPU memory. "
-    detail += f"`{result['model']}`, {params_text(result['params'])} parameters."
-    return f"{head} {advice}\n\n{detail}{model_markdown(result)}"
+        detail += say("mem_paged", locale, gb=gb(result["paged_gb"]))
+    detail += say("mem_params", locale, model=result["model"], params=params_text(result["params"]))
+    return f"{head} {advice}\n\n{detail}{model_markdown(result, locale)}"
 
 
-def model_markdown(result: dict[str, Any]) -> str:
+def model_markdown(result: dict[str, Any], locale: str | None = "en") -> str:
     """The model's family and parts with their sizes, and what an image costs in tokens."""
     if not result.get("family"):
         return ""
     parts = " · ".join(f"{label} {params_text(count)}" for label, count in result["parts"].items())
-    text = "\n\n" + MODEL_PARTS.format(family=result["family"], parts=parts)
+    shown = "\n\n" + MODEL_PARTS.format(family=result["family"], parts=parts)
     if result.get("vision"):
-        text += IMAGE_TOKENS.format(n=result["image_tokens"])
+        shown += say("mem_image_tokens", locale, n=result["image_tokens"])
     if result.get("image_warning"):
-        text += f"\n\n⚠️ {esc(result['image_warning'])}"
-    return text
+        shown += f"\n\n⚠️ {esc(result['image_warning'])}"
+    return shown
 
 
-def breakdown_frame(result: dict[str, Any]) -> pd.DataFrame:
+def breakdown_frame(result: dict[str, Any], locale: str | None = "en") -> pd.DataFrame:
     """The terms of the estimate (typed even when empty: the plot fixes its axis types from its first value)."""
     items = list(result.get("breakdown", {}).items()) if result.get("ok") else []
-    return pd.DataFrame({"term": pd.Series([k for k, _ in items], dtype="str"),
+    return pd.DataFrame({"term": pd.Series([term_label(k, locale) for k, _ in items], dtype="str"),
                          "GB": pd.Series([round(v, 4) for _, v in items], dtype="float64")})
 
 
-def terms_frame(result: dict[str, Any]) -> pd.DataFrame:
-    rows = [{"term": t["label"], "GB": round(t["gb"], 4), "formula and source": t["note"]}
+def terms_frame(result: dict[str, Any], locale: str | None = "en") -> pd.DataFrame:
+    columns = [say("mem_col_term", locale), "GB", say("mem_col_note", locale)]
+    rows = [[term_label(t["label"], locale), round(t["gb"], 4), t["note"]]
             for t in result.get("terms", [])] if result.get("ok") else []
-    return pd.DataFrame(rows, columns=["term", "GB", "formula and source"])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def field_label(name: str) -> str:
@@ -107,38 +110,39 @@ def over_card(result: dict[str, Any]) -> bool:
     return bool(result.get("ok") and result.get("verdict") == "will not fit")
 
 
-def fit_markdown(result: dict[str, Any]) -> str:
+def fit_markdown(result: dict[str, Any], locale: str | None = "en") -> str:
     if not result["ok"]:
-        return f"**Cannot fit yet.** {result['reason']}"
+        return say("mem_cannot_fit", locale, reason=result["reason"])
     card = f"{result['card']['label']} ({gb(result['card']['gb'])})"
     if not result["proposals"] and result["before_verdict"] != "will not fit":
-        return f"✅ Already fits {card}: predicted peak {gb(result['before_gb'])}. Nothing to change."
+        return say("mem_already_fits", locale, card=card, peak=gb(result["before_gb"]))
     if not result["applicable"]:
-        lines = [f"❌ **No settings bring it under {card}.** Predicted peak {gb(result['before_gb'])}."]
+        lines = [say("mem_no_settings", locale, card=card, peak=gb(result["before_gb"]))]
         if result["proposals"]:
-            lines += ["", f"These would save the most, down to {gb(result['after_gb'])}, still over the card:"]
-            lines += [f"- {p['sentence']} Saves {gb(p['saving_gb'])}." for p in result["proposals"]]
+            lines += ["", say("mem_save_most", locale, peak=gb(result["after_gb"]))]
+            lines += [f"- {p['sentence']} {say('mem_saves', locale, gb=gb(p['saving_gb']))}"
+                      for p in result["proposals"]]
         return "\n".join([*lines, "", result["instead"]])
-    after = result["after_verdict"]
-    lines = [f"**To fit {card}:** predicted peak {gb(result['before_gb'])} → {gb(result['after_gb'])} "
-             f"({VERDICT_ICONS[after]} {after})", ""]
+    lines = [say("mem_to_fit", locale, card=card, before=gb(result["before_gb"]), after=gb(result["after_gb"]),
+                 verdict=verdict_text(result["after_verdict"], locale)), ""]
     for i, p in enumerate(result["proposals"], start=1):
-        lines.append(f"{i}. {p['sentence']} Saves **{gb(p['saving_gb'])}**.")
-    lines += ["", "**Apply these changes** sets them in the form."]
+        lines.append(f"{i}. {p['sentence']} {say('mem_saves', locale, gb='**' + gb(p['saving_gb']) + '**')}")
+    lines += ["", say("mem_apply_hint", locale)]
     return "\n".join(lines)
 
 
-def applied_markdown(result: dict[str, Any]) -> str:
+def applied_markdown(result: dict[str, Any], locale: str | None = "en") -> str:
     if not result["ok"]:
-        return f"**Nothing applied.** {result['reason']}"
+        return say("mem_nothing_applied", locale, reason=result["reason"])
     if not result["changes"]:
-        return "✅ Already fits: nothing to change."
-    def shown(value: Any) -> str:
-        return ("on" if value else "off") if isinstance(value, bool) else f"`{value}`"
+        return say("mem_applied_none", locale)
 
-    changed = ", ".join(f"{field_label(k)} → {shown(v)}" for k, v in result["changes"].items())
-    return (f"Applied: {changed}. Predicted peak now {gb(result['after_gb'])} "
-            f"({VERDICT_ICONS[result['after_verdict']]} {result['after_verdict']}).")
+    def shown(value: Any) -> str:
+        return say("mem_on" if value else "mem_off", locale) if isinstance(value, bool) else f"`{value}`"
+
+    changed = ", ".join(f"{resolve(field_label(k), locale)} → {shown(v)}" for k, v in result["changes"].items())
+    return say("mem_applied", locale, changes=changed, peak=gb(result["after_gb"]),
+               verdict=verdict_text(result["after_verdict"], locale))
 
 
 def method_choices() -> list[tuple[str, str]]:
@@ -184,7 +188,7 @@ def build(studio: Studio, locale: gr.Textbox) -> dict[str, Any]:
     inputs = list(form.values())
     field_names = list(form)
     builds = build_panel(studio, form["model"])
-    memory = build_memory_panel(studio, form)
+    memory = build_memory_panel(studio, form, locale)
     card = memory["card"]
     with gr.Row():
         check = gr.Button(t("train_check"))
@@ -301,7 +305,7 @@ def build(studio: Studio, locale: gr.Textbox) -> dict[str, Any]:
             "acknowledge": acknowledge, "quick_start": quick}
 
 
-def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component]) -> dict[str, Any]:
+def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component], locale: gr.Textbox) -> dict[str, Any]:
     """The estimate beside the card, its breakdown chart, and Fit to my card; updated as the form changes."""
     inputs = list(form.values())
     field_names = list(form)
@@ -318,36 +322,40 @@ def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component])
                 fit_text = gr.Markdown()
             with gr.Column(scale=3):
                 chart = gr.BarPlot(breakdown_frame({}), x="term", y="GB", sort="-y", x_label_angle=-35,
-                                   title=t("memory_chart"), height=320)
+                                   x_title=t("mem_col_term"), title=t("memory_chart"), height=320)
         with gr.Accordion(t("memory_terms"), open=False):
             terms = gr.Dataframe(terms_frame({}), interactive=False, wrap=True,
                                  column_widths=["22%", "10%", "68%"])
         estimate_json = gr.JSON(visible=False)
         fit_json = gr.JSON(visible=False)
 
-    def split(args: tuple) -> tuple[dict[str, Any], Any]:
-        return dict(zip(field_names, args[:-1], strict=True)), args[-1]
+    def split(args: tuple) -> tuple[dict[str, Any], Any, str]:
+        # The inputs: every form field, the card, then the page's language (filled by WITH_LOCALE_JS).
+        return dict(zip(field_names, args[:-2], strict=True)), args[-2], args[-1]
 
     def do_estimate(*args: Any) -> tuple:
-        values, chosen = split(args)
+        values, chosen, language = split(args)
         result = advisor.estimate(values, chosen)
-        return estimate_markdown(result), breakdown_frame(result), terms_frame(result), result
+        return (estimate_markdown(result, language), breakdown_frame(result, language),
+                terms_frame(result, language), result)
 
     def do_fit(*args: Any) -> tuple:
-        values, chosen = split(args)
+        values, chosen, language = split(args)
         result = advisor.fit(values, chosen)
-        return fit_markdown(result), gr.update(visible=bool(result["ok"] and result["applicable"])), result
+        return fit_markdown(result, language), gr.update(visible=bool(result["ok"] and result["applicable"])), result
 
     def do_apply(*args: Any) -> tuple:
-        values, chosen = split(args)
+        values, chosen, language = split(args)
         result = advisor.apply(values, chosen)
         changes = result.get("changes", {}) if result["ok"] else {}
         updates = [gr.update(value=changes[name]) if name in changes else gr.update() for name in field_names]
-        return (*updates, applied_markdown(result), gr.update(visible=False), changes)
+        return (*updates, applied_markdown(result, language), gr.update(visible=False), changes)
 
     # triggers=None: every form input's change, the card's, and the page load.
-    gr.on(None, do_estimate, [*inputs, card], [verdict, chart, terms, estimate_json], trigger_mode="always_last",
-          show_progress="hidden", api_name="estimate_memory")
-    fit.click(do_fit, [*inputs, card], [fit_text, apply, fit_json], api_name="fit_to_card")
-    apply.click(do_apply, [*inputs, card], [*inputs, fit_text, apply, fit_json], api_name="apply_fit")
+    gr.on(None, do_estimate, [*inputs, card, locale], [verdict, chart, terms, estimate_json],
+          trigger_mode="always_last", show_progress="hidden", api_name="estimate_memory", js=WITH_LOCALE_JS)
+    fit.click(do_fit, [*inputs, card, locale], [fit_text, apply, fit_json], api_name="fit_to_card",
+              js=WITH_LOCALE_JS)
+    apply.click(do_apply, [*inputs, card, locale], [*inputs, fit_text, apply, fit_json], api_name="apply_fit",
+                js=WITH_LOCALE_JS)
     return {"card": card, "verdict": verdict, "chart": chart, "estimate": estimate_json}

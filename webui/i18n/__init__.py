@@ -125,6 +125,18 @@ def resolve(shown: str, locale: str | None = "en") -> str:
     return MARKER.sub(lambda m: strings.get(m.group(2), catalogues()["en"][m.group(2)]), shown)
 
 
+def say(key: str, locale: str | None = "en", **values: object) -> str:
+    """A catalogue template in ``locale`` with the values put in: a message the server builds whole."""
+    strings = catalogues().get(locale or "en", catalogues()["en"])
+    return strings.get(key, catalogues()["en"][key]).format(**values)
+
+
+def term_label(label: str, locale: str | None = "en") -> str:
+    """A memory estimate term's label (core's English) in ``locale``; a term the catalogue lacks stays English."""
+    key = "memterm_" + re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+    return catalogues().get(locale or "en", {}).get(key, label)
+
+
 LOCALE_ID = "studio-locale"
 # Before the callback runs, the event's last input becomes the page's language, as the probe shows it translated.
 WITH_LOCALE_JS = (f"(...args) => {{ const el = document.querySelector('#{LOCALE_ID}');"
