@@ -16,12 +16,11 @@ from core.runs.folders import COMPLETE_MARK
 from core.runs.launcher import record_run
 from core.studio import Studio
 from webui import queue_panel, run_manage, runs_tab
+from webui.i18n import resolve
 
 
 def label_of(block) -> str:
     """A component's label as an English browser shows it (labels are translation markers)."""
-    from webui.i18n import resolve
-
     return resolve(str(getattr(block, "label", "") or ""), "en")
 
 def finished_run(studio: Studio, name: str, method: str = "lora", metrics: int = 0, status: str = "completed",
@@ -106,7 +105,9 @@ def test_rename_notes_and_filters(built) -> None:
     assert [r.id for r in studio.list_runs(method="lora")] == [ids[2], ids[0]]
     assert [r.id for r in studio.list_runs(method="lora", status="failed")] == []
     choices = run_manage.filter_choices(studio)
-    assert choices["status"] == ["all", "completed", "failed"] and choices["method"] == ["all", "lisa", "lora"]
+    (label, value), *statuses = choices["status"]
+    assert value == "all" and resolve(str(label), "zh-CN") == "全部"  # "all" is shown in the page's language
+    assert statuses == ["completed", "failed"] and choices["method"][1:] == ["lisa", "lora"]
     assert run_manage.wanted("all") is None and run_manage.wanted("lisa") == "lisa"
 
 

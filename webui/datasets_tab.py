@@ -40,6 +40,11 @@ def format_menu(detected: str | None = None) -> list[tuple[str, str]]:
     return [(auto, AUTO)] + [(f["title"], f["name"]) for f in FORMATS]
 
 
+def slot_label(slot: str, required: bool = False) -> str:
+    """A column dropdown's label: one translated part, then the slot's name (the browser translates one marker)."""
+    return f"{text('ds_required_column_for' if required else 'ds_column_for')} '{slot}'"
+
+
 def slot_updates(fmt: str | None, keys: list[str], columns: dict[str, str]) -> list[Any]:
     """One update per slot dropdown: the chosen format's slots shown with the file's columns, the others hidden."""
     shown = SLOTS_OF.get(fmt or "", [])
@@ -49,8 +54,8 @@ def slot_updates(fmt: str | None, keys: list[str], columns: dict[str, str]) -> l
         if slot not in shown:
             updates.append(gr.update(visible=False, value=AUTO))
             continue
-        choices = [("(none)", AUTO)] + [(k, k) for k in dict.fromkeys([*keys, columns.get(slot, AUTO)]) if k]
-        label = f"Column for '{slot}'" + (" (required)" if slot in required else "")
+        choices = [(t("ds_no_column"), AUTO)] + [(k, k) for k in dict.fromkeys([*keys, columns.get(slot, AUTO)]) if k]
+        label = slot_label(slot, slot in required)
         updates.append(gr.update(visible=True, choices=choices, value=columns.get(slot, AUTO), label=label))
     return updates
 
@@ -94,7 +99,7 @@ def build(studio: Studio) -> dict[str, Any]:
             encoding = gr.Dropdown(ENCODINGS, value="utf-8", label=t("ds_encoding"), allow_custom_value=True,
                                    info=t("ds_encoding_info"))
         with gr.Row():
-            slot_boxes = [gr.Dropdown(label=f"Column for '{slot}'", choices=[("(none)", AUTO)], value=AUTO,
+            slot_boxes = [gr.Dropdown(label=slot_label(slot), choices=[(t("ds_no_column"), AUTO)], value=AUTO,
                                       visible=False, allow_custom_value=True) for slot in SLOTS]
         with gr.Row():
             eval_ratio = gr.Slider(0, 0.5, value=0, step=0.01, label=t("ds_eval_share"),
