@@ -16,6 +16,7 @@ from core.problems import ProblemsError
 from core.runs.launcher import record_run
 from core.train_config import TINY_MODEL
 from webui.datasets_tab import SLOTS
+from webui.i18n import resolve
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,8 @@ def test_inspect_override_map_columns_and_register_with_a_split(app, tmp_path: P
     shown = {slot: box for slot, box in zip(SLOTS, slots, strict=True) if box.get("visible")}
     assert set(shown) == {"image", "text", "prompt", "id"}
     assert {c[0] for c in shown["image"]["choices"]} >= {"picture", "desc", "q"}
-    assert "(required)" in shown["image"]["label"]
+    assert resolve(shown["image"]["label"]) == "Required column for 'image'"  # as an English browser shows it
+    assert resolve(shown["id"]["label"], "zh-CN") == "对应列： 'id'"
 
     report, table, chosen = import_via_api(client, "mapped", source, chosen_format="captions", ratio=0.25,
                                            columns={"image": "picture", "text": "desc", "prompt": "q"})
