@@ -12,7 +12,7 @@ from webui.i18n import EN_STRINGS as EN
 from webui.i18n import WITH_LOCALE_JS, say, t
 from webui.messages import code, esc, failure_markdown
 
-ALL = "all"  # the filters' "any" value; it stays English, as do sizes and failures
+ALL = "all"  # the filters' "any" value (its label is translated); sizes and failures stay English
 CHOOSE = EN["manage_choose"]
 
 

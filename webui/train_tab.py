@@ -20,7 +20,6 @@ from webui.messages import esc, failure_markdown
 
 VERDICT_ICONS = {"fits": "✅", "tight": "⚠️", "will not fit": "❌"}
 MODEL_PARTS = "**{family}**: {parts}."
-IMAGE_TOKENS = " Each image adds up to {n:,} tokens at these image settings."
 FIELD_NAMES = set(TrainConfig.field_names())
 # The fields a method choice may set (core/methods: Method.settings_for).
 FOLLOWERS = ("quantization", "quant_type", "double_quant")
