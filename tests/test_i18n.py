@@ -77,3 +77,16 @@ def test_the_memory_panel_speaks_the_pages_language(studio) -> None:
     applied = applied_markdown({"ok": True, "changes": {"gradient_checkpointing": True}, "after_gb": 3.2,
                                 "after_verdict": "fits"}, "zh-CN")
     assert applied == "已应用：梯度检查点 → 开。现在预计峰值 3.20 GB（✅ 放得下）。"
+
+
+def test_a_field_to_fix_before_the_estimate_is_named_by_its_label_in_the_pages_language(studio) -> None:
+    from core.train_config import TrainConfig
+    from webui.train_tab import estimate_markdown, fit_markdown
+
+    values = {**TrainConfig().to_dict(), "lora_r": -5}
+    result = studio.memory.estimate(values, "24")
+    assert result["reason"] == "Fix LoRA rank (must be at least 1; got -5) to see the memory estimate."  # core's
+    assert estimate_markdown(result).endswith(result["reason"])
+    chinese = estimate_markdown(result, "zh-CN")
+    assert chinese == "**无法估计显存。** 修正 LoRA 秩（不能小于 1; 当前为 -5）后即可看到显存估计。"
+    assert "修正 LoRA 秩（不能小于 1; 当前为 -5）" in fit_markdown(studio.memory.fit(values, "24"), "zh-CN")

@@ -33,7 +33,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             with gr.Tab(t("tab_datasets")):
                 datasets = datasets_tab.build(studio)
             with gr.Tab(t("tab_train")) as train_page:
-                train = train_tab.build(studio, locale)
+                train = train_tab.build(studio, locale, switch)
             with gr.Tab(t("tab_runs")) as runs_page:
                 runs = runs_tab.build(studio)
             with gr.Tab(t("tab_compare"), id="compare") as compare_page:

@@ -42,11 +42,22 @@ def verdict_text(verdict: str, locale: str | None) -> str:
     return f"{VERDICT_ICONS[verdict]} {say(key, locale)}"
 
 
+def refusal_text(result: dict[str, Any], locale: str | None) -> str:
+    """Why there is no estimate: the fields to fix by their labels, with what was expected, in the page's language
+    (other reasons, such as a model that cannot be read, are core's English)."""
+    fields = result.get("fields") or {}
+    if not fields:
+        return result["reason"]
+    named = "; ".join(say("mem_fix_field", locale, label=resolve(field_label(name), locale),
+                          problem=resolve(problem_text(message), locale)) for name, message in fields.items())
+    return say("mem_fix_fields", locale, fields=named)
+
+
 def estimate_markdown(result: dict[str, Any], locale: str | None = "en") -> str:
     """The verdict in words: the predicted peak beside the card, and what the peak is made of."""
     card = result["card"]
     if not result["ok"]:
-        return f"**{say('memory_unavailable', locale)}** {result['reason']}"
+        return f"**{say('memory_unavailable', locale)}** {refusal_text(result, locale)}"
     verdict = result["verdict"]
     head = (f"## {verdict_text(verdict, locale)}\n\n"
             + say("mem_predicted", locale, peak=gb(result["total_gb"]), card=card["label"], card_gb=gb(card["gb"])))
@@ -111,7 +122,7 @@ def over_card(result: dict[str, Any]) -> bool:
 
 def fit_markdown(result: dict[str, Any], locale: str | None = "en") -> str:
     if not result["ok"]:
-        return say("mem_cannot_fit", locale, reason=result["reason"])
+        return say("mem_cannot_fit", locale, reason=refusal_text(result, locale))
     card = f"{result['card']['label']} ({gb(result['card']['gb'])})"
     if not result["proposals"] and result["before_verdict"] != "will not fit":
         return say("mem_already_fits", locale, card=card, peak=gb(result["before_gb"]))
@@ -132,7 +143,7 @@ def fit_markdown(result: dict[str, Any], locale: str | None = "en") -> str:
 
 def applied_markdown(result: dict[str, Any], locale: str | None = "en") -> str:
     if not result["ok"]:
-        return say("mem_nothing_applied", locale, reason=result["reason"])
+        return say("mem_nothing_applied", locale, reason=refusal_text(result, locale))
     if not result["changes"]:
         return say("mem_applied_none", locale)
 
@@ -175,8 +186,9 @@ def comparison_markdown(studio: Studio, ids: list[int], warnings: list[Any]) -> 
     return f"{warnings_markdown(warnings)}\n\n{listed}" if warnings else listed
 
 
-def build(studio: Studio, locale: gr.Textbox) -> dict[str, Any]:
-    """The Train tab; ``locale`` is the app's input that events fill with the page's language."""
+def build(studio: Studio, locale: gr.Textbox, switch: gr.Radio | None = None) -> dict[str, Any]:
+    """The Train tab; ``locale`` is the app's input that events fill with the page's language, ``switch`` the
+    language switch (the memory estimate is drawn again in the language chosen)."""
     quick = quick_start.build(studio)
     gr.Markdown(t("train_heading"))
     names = [d.name for d in studio.list_datasets()]
@@ -187,7 +199,7 @@ def build(studio: Studio, locale: gr.Textbox) -> dict[str, Any]:
     inputs = list(form.values())
     field_names = list(form)
     builds = build_panel(studio, form["model"])
-    memory = build_memory_panel(studio, form, locale)
+    memory = build_memory_panel(studio, form, locale, switch)
     card = memory["card"]
     with gr.Row():
         check = gr.Button(t("train_check"))
@@ -304,7 +316,8 @@ def build(studio: Studio, locale: gr.Textbox) -> dict[str, Any]:
             "acknowledge": acknowledge, "quick_start": quick}
 
 
-def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component], locale: gr.Textbox) -> dict[str, Any]:
+def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component], locale: gr.Textbox,
+                       switch: gr.Radio | None = None) -> dict[str, Any]:
     """The estimate beside the card, its breakdown chart, and Fit to my card; updated as the form changes."""
     inputs = list(form.values())
     field_names = list(form)
@@ -353,6 +366,9 @@ def build_memory_panel(studio: Studio, form: dict[str, gr.components.Component],
     # triggers=None: every form input's change, the card's, and the page load.
     gr.on(None, do_estimate, [*inputs, card, locale], [verdict, chart, terms, estimate_json],
           trigger_mode="always_last", show_progress="hidden", api_name="estimate_memory", js=WITH_LOCALE_JS)
+    if switch is not None:  # its value is the language chosen, so it stands in for the page's locale
+        switch.change(do_estimate, [*inputs, card, switch], [verdict, chart, terms, estimate_json],
+                      trigger_mode="always_last", show_progress="hidden", api_visibility="private")
     fit.click(do_fit, [*inputs, card, locale], [fit_text, apply, fit_json], api_name="fit_to_card",
               js=WITH_LOCALE_JS)
     apply.click(do_apply, [*inputs, card, locale], [*inputs, fit_text, apply, fit_json], api_name="apply_fit",

@@ -153,11 +153,12 @@ class MemoryAdvisor:
         return IN_USE if card_in_use() else str(DEFAULT_CARD_GB)
 
     @staticmethod
-    def config_of(values: dict[str, Any] | TrainConfig) -> tuple[TrainConfig | None, str | None]:
-        """A TrainConfig from form values (missing ones take defaults), or a sentence naming the fields to fix.
-        Only each field's own type and range matter here; combinations are Check's business."""
+    def config_of(values: dict[str, Any] | TrainConfig) -> tuple[TrainConfig | None, str | None, dict[str, str]]:
+        """A TrainConfig from form values (missing ones take defaults), or a sentence naming the fields to fix and
+        those fields' first problems (name -> message). Only each field's own type and range matter here;
+        combinations are Check's business."""
         if isinstance(values, TrainConfig):
-            return values, None
+            return values, None, {}
         known = {f.name: f for f in TrainConfig.fields()}
         config, problems = TrainConfig.coerce({k: v for k, v in values.items() if k in known})
         ranges = [p for name, f in known.items() for p in check_field(f, getattr(config, name))]
@@ -166,10 +167,10 @@ class MemoryAdvisor:
             bad.setdefault(problem.field, problem.message)  # the first message of each field
         if bad:
             fields = [f"{known[name].metadata['label']} ({message})" for name, message in bad.items()]
-            return None, "Fix " + "; ".join(fields) + " to see the memory estimate."
+            return None, "Fix " + "; ".join(fields) + " to see the memory estimate.", bad
         if not config.model.strip():
-            return None, "Choose a model to see the memory estimate."
-        return config, None
+            return None, "Choose a model to see the memory estimate.", {}
+        return config, None, {}
 
     def architecture(self, model: str) -> Architecture:
         """The model's architecture from its config.json alone; raises ModelUnavailable with a sentence."""
@@ -239,9 +240,9 @@ class MemoryAdvisor:
     def _subject(self, values: dict[str, Any] | TrainConfig, card: Any) -> tuple[dict, Any, Any, dict | None]:
         """The card, the parsed config and the model's architecture; or a refusal saying why not."""
         chosen = self.card(card)
-        config, reason = self.config_of(values)
+        config, reason, fields = self.config_of(values)
         if config is None:
-            return chosen, None, None, {"ok": False, "reason": reason, "card": chosen}
+            return chosen, None, None, {"ok": False, "reason": reason, "fields": fields, "card": chosen}
         try:
             return chosen, config, self.architecture(config.model), None
         except ModelUnavailable as e:

@@ -59,6 +59,8 @@ def test_the_browsers_language_chooses_chinese(browser, studio_server) -> None:
         tab.goto(studio_server[0])
         tab.get_by_role("tab", name="训练").wait_for(timeout=30_000)
         assert tab.get_by_role("tab", name="Train").count() == 0
+        tab.get_by_role("tab", name="训练").click()
+        tab.get_by_text("预计峰值").first.wait_for(timeout=30_000)  # the memory estimate, built on the server
     finally:
         context.close()
 
@@ -68,6 +70,8 @@ def test_switching_to_chinese_changes_the_tabs_and_checks_messages_and_is_rememb
     page.get_by_role("tab", name="训练").wait_for(timeout=10_000)
     assert page.get_by_role("tab", name="Datasets").count() == 0 and page.get_by_role("tab", name="数据集").count()
     page.get_by_role("tab", name="训练").click()
+    page.get_by_text("预计峰值").first.wait_for(timeout=30_000)  # the estimate is drawn again in Chinese
+    assert page.get_by_text("Predicted peak").count() == 0
     rank = page.get_by_label("LoRA 秩", exact=True)
     rank.fill("-5")
     rank.press("Tab")
