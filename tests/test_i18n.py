@@ -90,3 +90,18 @@ def test_a_field_to_fix_before_the_estimate_is_named_by_its_label_in_the_pages_l
     chinese = estimate_markdown(result, "zh-CN")
     assert chinese == "**无法估计显存。** 修正 LoRA 秩（不能小于 1; 当前为 -5）后即可看到显存估计。"
     assert "修正 LoRA 秩（不能小于 1; 当前为 -5）" in fit_markdown(studio.memory.fit(values, "24"), "zh-CN")
+
+
+def test_checks_fixed_messages_translate_as_core_says_them(studio) -> None:
+    from core.train_config import TrainConfig
+
+    configs = [TrainConfig(run_name="x" * 130, model=" ", lora_targets="custom", lora_custom_targets="", device="cuda"),
+               TrainConfig(precision="fp16", early_stopping_patience=2)]
+    said = {p.field: p.message for config in configs for p in studio.launcher.check(config)}
+    assert set(said) == {"run_name", "model", "lora_custom_targets", "device", "dataset", "precision",
+                         "early_stopping_patience"}
+    shown = {field: resolve(problem_text(message), "zh-CN") for field, message in said.items()}
+    assert [field for field, message in said.items() if shown[field] == message] == []  # none left in English
+    assert shown["model"] == "请选择模型：Hub id、本地文件夹或 tiny-random-llava"
+    assert shown["dataset"].startswith("该数据集没有评测划分")
+    assert {field: resolve(problem_text(message)) for field, message in said.items()} == said

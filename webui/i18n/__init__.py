@@ -79,8 +79,8 @@ def field_info(form: str, name: str) -> gr.i18n.I18nData:
     return t(f"{FIELD_PREFIXES[form][0]}{name}_info")
 
 
-# Check's fixed message templates (core/config_fields.py, core/train_config.py): the parts between the values
-# are translated, the values stay as they are. Anything else core says stays English.
+# Check's fixed message templates (core/config_fields.py, core/train_config.py, core/runs/launcher.py): the parts
+# between the values are translated, the values stay as they are. Anything else core says stays English.
 TEMPLATES = [
     (re.compile(r"must be at least (.+); got (.+)"), ("msg_at_least", 0, "; ", "msg_got", 1)),
     (re.compile(r"must be at most (.+); got (.+)"), ("msg_at_most", 0, "; ", "msg_got", 1)),
@@ -94,6 +94,20 @@ TEMPLATES = [
     (re.compile(r"choose a dataset"), ("msg_choose_dataset",)),
     (re.compile(r"give the run a name"), ("msg_name_run",)),
     (re.compile(r"set max steps or a number of epochs above 0"), ("msg_steps_or_epochs",)),
+    (re.compile(r"keep the name under 120 characters"), ("msg_name_length",)),
+    (re.compile(r"choose a model: a hub id, a local folder or (.+)"), ("msg_choose_model", " ", 0)),
+    (re.compile(r"list at least one module name, e\.g\. q_proj,v_proj"), ("msg_module_names",)),
+    (re.compile(r"no CUDA GPU is visible on this machine; choose auto or cpu"), ("msg_no_cuda",)),
+    (re.compile(r"fp16 mixed precision needs a CUDA GPU \(CPU kernels and loss scaling are GPU-only here\); "
+                r"choose fp32, bf16 or pure_bf16 on CPU"), ("msg_fp16_needs_cuda",)),
+    (re.compile(r"this GPU has no bfloat16 support \(it needs an Ampere or newer card\); choose fp16 mixed "
+                r"precision or fp32"), ("msg_no_bf16",)),
+    (re.compile(r"this GPU has no bfloat16 support; choose fp16 as the 4-bit compute dtype"), ("msg_no_bf16_4bit",)),
+    (re.compile(r"this dataset has no eval split, so the run reports training loss only \(no eval loss, no "
+                r"best result\); register it with an eval share or file to see how it generalises"),
+     ("msg_no_eval_split",)),
+    (re.compile(r"early stopping needs an eval split; register the dataset with an eval share or file, or "
+                r"set the patience to 0"), ("msg_early_stopping_split",)),
 ]
 
 
