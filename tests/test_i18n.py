@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from webui.i18n import catalogues, problem_text, resolve, t, text
+from core.memory import estimate, read_architecture
+from core.memory.inputs import inputs_from_train_config
+from core.train_config import TrainConfig
+from webui.i18n import catalogues, problem_text, resolve, t, term_label, text
+from webui.train_tab import applied_markdown, breakdown_frame, estimate_markdown, fit_markdown
 
 WEBUI = Path(__file__).resolve().parents[1] / "webui"
 USED = re.compile(r"""\b(?:t|text|i18n_text|say)\(\s*["']([A-Za-z0-9_]+)["']""")
@@ -44,13 +49,6 @@ def test_checks_templates_translate_around_the_values() -> None:
 
 
 def test_every_memory_term_has_a_label_in_both_catalogues() -> None:
-    from dataclasses import replace
-
-    from core.memory import estimate, read_architecture
-    from core.memory.inputs import inputs_from_train_config
-    from core.train_config import TrainConfig
-    from webui.i18n import term_label
-
     arch = read_architecture(Path(__file__).parent / "fixtures" / "model_configs" / "llava-1.5-7b.json")
     train = inputs_from_train_config(TrainConfig(method="qlora", grad_accum=4), arch)
     labels = {term.label for inp in (train, replace(train, mode="inference")) for term in estimate(inp).terms}
@@ -61,9 +59,6 @@ def test_every_memory_term_has_a_label_in_both_catalogues() -> None:
 
 
 def test_the_memory_panel_speaks_the_pages_language(studio) -> None:
-    from core.train_config import TrainConfig
-    from webui.train_tab import applied_markdown, breakdown_frame, estimate_markdown, fit_markdown
-
     values = TrainConfig(method="full", max_length=4096).to_dict()
     result = studio.memory.estimate(values, "0.001")  # a card far too small: the verdict and advice both show
     english, chinese = estimate_markdown(result), estimate_markdown(result, "zh-CN")
@@ -80,9 +75,6 @@ def test_the_memory_panel_speaks_the_pages_language(studio) -> None:
 
 
 def test_a_field_to_fix_before_the_estimate_is_named_by_its_label_in_the_pages_language(studio) -> None:
-    from core.train_config import TrainConfig
-    from webui.train_tab import estimate_markdown, fit_markdown
-
     values = {**TrainConfig().to_dict(), "lora_r": -5}
     result = studio.memory.estimate(values, "24")
     assert result["reason"] == "Fix LoRA rank (must be at least 1; got -5) to see the memory estimate."  # core's
@@ -93,8 +85,6 @@ def test_a_field_to_fix_before_the_estimate_is_named_by_its_label_in_the_pages_l
 
 
 def test_checks_fixed_messages_translate_as_core_says_them(studio) -> None:
-    from core.train_config import TrainConfig
-
     configs = [TrainConfig(run_name="x" * 130, model=" ", lora_targets="custom", lora_custom_targets="", device="cuda"),
                TrainConfig(precision="fp16", early_stopping_patience=2)]
     said = {p.field: p.message for config in configs for p in studio.launcher.check(config)}
