@@ -261,7 +261,11 @@ class Studio(QueueCalls):
 
     def resume_run(self, run_id: int) -> ResumePoint:
         """Continue a stopped, failed or lost run from its newest checkpoint that passes its checks; returns that
-        checkpoint, its step, and the newer ones skipped with the reason."""
+        checkpoint, its step, and the newer ones skipped with the reason. While other runs train, it resumes
+        only if the memory estimates say it fits beside them (on a 24 GB card, two 7B runs rarely do)."""
+        problem = self.queue.resume_problem(run_id)
+        if problem is not None:
+            raise ProblemsError([problem])
         return self.launcher.resume(run_id)
 
     # --- evaluations --------------------------------------------------------------------------------------

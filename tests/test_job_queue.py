@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from jobs_helpers import fast_config, wait_for
 
+from core.problems import ProblemsError
+from core.runs.launcher import record_run
 from core.runs.processes import is_alive
 from core.runs.queue import CANCELLED, SPAWN_FAILED, Capacity, plan
 from core.store.job_queue import QueueEntry
@@ -195,3 +197,23 @@ def test_a_new_studio_on_the_same_data_dir_resumes_the_queue(data_dir: Path, sle
     wait_for(after.registry, third, ("running",), timeout=60)
     assert after.registry.get_run(second).status == "queued"
     assert sleepers.started == [first, third] and queued_names(after) == ["two"]
+
+
+def test_a_resume_waits_for_nothing_but_never_squeezes_beside_a_run_that_leaves_no_room(studio, sleepers) -> None:
+    sleepers.install(studio)
+    first = studio.start_run(fast_config(run_name="first").to_dict())
+    config = fast_config(run_name="stopped")
+    stopped, _ = record_run(studio.launcher.paths, studio.registry, config)
+    studio.memory.store_run_estimate(stopped, config)
+    studio.registry.set_status(stopped, "stopped", error="stopped by the user")
+    studio.queue.capacity = lambda: Capacity(0.0001, "on a tiny test card (0.0001 GB)")
+    with pytest.raises(ProblemsError, match=r"^not resumed, .*run 1 \(first\).*more than fits on a tiny test card"):
+        studio.resume_run(stopped)
+    assert studio.registry.get_run(stopped).status == "stopped" and sleepers.started == [first]
+    studio.queue.capacity = lambda: Capacity(1000.0, "on a big test card")
+    with pytest.raises(ProblemsError, match="checkpoint"):  # past the rule: on to its checkpoints (it has none)
+        studio.resume_run(stopped)
+    studio.queue.capacity = lambda: Capacity(0.0001, "on a tiny test card (0.0001 GB)")
+    sleepers.finish(studio, first)
+    with pytest.raises(ProblemsError, match="checkpoint"):  # nothing else trains: any card will do
+        studio.resume_run(stopped)

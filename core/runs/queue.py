@@ -28,6 +28,8 @@ TOO_BIG = ("waiting for {runs} to finish: together they need about {total:.2f} G
            "{capacity}")
 CANCELLED = "cancelled in the queue before it started"
 SPAWN_FAILED = "could not start the training process: {error}"
+RESUME_WOULD_SHARE = ("not resumed, so that it does not share the GPU with what is training now ({reason}); "
+                      "resume it once they end, or stop them first")
 ORDINALS = {1: "first", 2: "second", 3: "third"}
 LABELS = {f.name: f.metadata["label"] for f in TrainConfig.fields()}
 MAX_ROUNDS = 100  # rounds of one dispatch: each failed start lets the next run try
@@ -242,6 +244,13 @@ class JobQueue:
         if run_id in self.dispatch():
             return ""
         return next((e.waiting_reason for e in self.store.entries() if e.run_id == run_id), "")
+
+    def resume_problem(self, run_id: int) -> Problem | None:
+        """Why a run may not resume now: it would train beside runs that, by the estimates, do not fit beside it
+        (the rule of "start now"); None when nothing else trains or they fit together."""
+        busy = [r for r in self.busy(self.store.run_ids()) if r.id != run_id]
+        ok, why = fits_beside(self.registry.get_run(run_id), busy, self.capacity())
+        return None if ok else Problem(RESUME_WOULD_SHARE.format(reason=why))
 
     def entries(self) -> list[QueueEntry]:
         return self.store.entries()
