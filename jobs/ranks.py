@@ -6,12 +6,14 @@ import ctypes
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 RANK_ERRORS_DIR = "rank-errors"
+PEER_EXIT_WAIT_SECONDS = 3.0
 PR_SET_PDEATHSIG = 1
 DIED = ("rank {rank} (pid {pid}) ended without reporting: it was killed (kill -9, or the kernel's out-of-memory "
         "killer) or crashed; its last lines are in train.log")
@@ -103,9 +105,19 @@ def record_failure(run_dir: Path, message: str) -> None:
     tmp.replace(folder / f"rank-{rank()}.json")
 
 
-def peer_failure(run_dir: Path, peers: list[int]) -> str | None:
+def peer_failure(run_dir: Path, peers: list[int], wait: float = PEER_EXIT_WAIT_SECONDS) -> str | None:
     """Why another rank ended, when one did: its recorded error, else that it died without one (``peers`` are
-    the ranks' pids in rank order)."""
+    the ranks' pids in rank order). A killed peer's sockets close while the kernel is still ending it, so this
+    rank's collective can fail before the peer looks dead: it is looked for again for up to ``wait`` seconds."""
+    deadline = time.monotonic() + (wait if len(peers) > 1 else 0.0)
+    while True:
+        found = _peer_failure_now(run_dir, peers)
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.1)
+
+
+def _peer_failure_now(run_dir: Path, peers: list[int]) -> str | None:
     folder = Path(run_dir) / RANK_ERRORS_DIR
     for path in sorted(folder.glob("rank-*.json")) if folder.is_dir() else []:
         kept = json.loads(path.read_text(encoding="utf-8"))
