@@ -14,7 +14,7 @@ from core.compare.curves import CHARTS, MAX_SMOOTHING, X_AXES, chart_rows
 from core.compare.summary import BEST_MARK, shown
 from core.studio import Studio
 from webui.chat_tab import tolerant_image
-from webui.i18n import LOCALE_ID, resolve, t, text
+from webui.i18n import LOCALE_ID, say, t, text
 from webui.messages import failure_markdown
 
 PRESELECT = 3  # the newest runs chosen when the tab opens with nothing chosen
@@ -64,18 +64,18 @@ def summary_html(comparison: Any, locale: str | None = "en") -> str:
                          f'{BEST_MARK + " " if best else ""}{value}</td>')
         body.append(f'<tr data-run="{run_id}"><td class="run">{swatch(summary.colours[i])}'
                     f'{html.escape(summary.labels[i])}</td>{"".join(cells)}</tr>')
-    run = resolve(text("cmp_col_run"), locale)
+    run = say("cmp_col_run", locale)
     return (f'{SUMMARY_CSS}<div class="compare-wrap"><table><thead><tr><th>{run}</th>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
 def diff_html(comparison: Any, locale: str | None = "en") -> str:
     if not comparison.diff:
-        return f"<p>{resolve(text('cmp_no_diff'), locale)}</p>"
+        return f"<p>{say('cmp_no_diff', locale)}</p>"
     head = "".join(f"<th>{swatch(f.colour)}{html.escape(f.label)}</th>" for f in comparison.facts)
     rows = "".join(f'<tr data-field="{html.escape(d.field)}"><td class="field">{html.escape(d.label)}</td>'
                    + "".join(f"<td>{html.escape(v)}</td>" for v in d.values) + "</tr>" for d in comparison.diff)
-    setting = resolve(text("cmp_col_setting"), locale)
+    setting = say("cmp_col_setting", locale)
     return (f'{SUMMARY_CSS}<div class="compare-wrap"><table><thead><tr><th>{setting}</th>{head}</tr></thead>'
             f"<tbody>{rows}</tbody></table></div>")
 
@@ -152,7 +152,7 @@ def build(studio: Studio, opener: Any) -> None:
             # chosen runs, in either order: the empty one must not overwrite the table the other one drew.
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if len(ids) < 2:
-            return resolve(text("cmp_pick_runs"), language), "", {}, ""
+            return say("cmp_pick_runs", language), "", {}, ""
         try:
             comparison = studio.compare_runs(list(ids), x or "step", float(smooth or 0))
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
@@ -174,7 +174,7 @@ def build(studio: Studio, opener: Any) -> None:
         except Exception as e:  # noqa: BLE001
             return gr.update(value=None, visible=False), failure_markdown(e)
         return (gr.update(value=[str(path)], visible=True),
-                resolve(text("cmp_csv_done"), language).format(name=path.name))
+                say("cmp_csv_done", language, name=path.name))
 
     def do_png(ids: list[int] | None, x: str, smooth: float, language: str | None = "en") -> tuple:
         try:
@@ -182,7 +182,7 @@ def build(studio: Studio, opener: Any) -> None:
         except Exception as e:  # noqa: BLE001
             return gr.update(value=None, visible=False), failure_markdown(e)
         return (gr.update(value=[str(p) for p in paths], visible=True),
-                resolve(text("cmp_png_done"), language).format(count=len(paths)))
+                say("cmp_png_done", language, count=len(paths)))
 
     def do_ask(choices: list[str] | None, picture: str | None, question: str, tokens: float,
                ids: list[int] | None) -> Iterator[tuple]:

@@ -10,7 +10,7 @@ import pandas as pd
 from core.runs.queue_calls import QueueView
 from core.studio import Studio
 from webui.i18n import EN_STRINGS as EN
-from webui.i18n import WITH_LOCALE_JS, resolve, t, text
+from webui.i18n import WITH_LOCALE_JS, say, t, text
 from webui.messages import esc, failure_markdown
 
 # The table's columns, the waiting reasons (from core) and failures stay English; the rest follows the page.
@@ -34,25 +34,23 @@ def queue_choices(views: list[QueueView]) -> list[tuple[str, int]]:
 def queue_action(studio: Studio, run_id: int | None, action: str, locale: str | None = "en") -> str:
     """One of "cancel", "up", "down", "start now" on a waiting run; the sentence saying what happened."""
     if run_id is None:
-        return resolve(text("queue_choose"), locale)
+        return say("queue_choose", locale)
     run_id = int(run_id)
-    not_waiting = resolve(text("queue_not_waiting"), locale).format(run_id=run_id)
+    not_waiting = say("queue_not_waiting", locale, run_id=run_id)
     try:
         if action == "cancel":
-            return resolve(text("queue_cancelled"), locale).format(run_id=run_id) if studio.cancel_queued(run_id) \
+            return say("queue_cancelled", locale, run_id=run_id) if studio.cancel_queued(run_id) \
                 else not_waiting
         if action in ("up", "down"):
             offset = -1 if action == "up" else 1
             if studio.move_queued(run_id, offset):
-                moved = text("queue_moved_up") if offset < 0 else text("queue_moved_down")
-                return resolve(moved, locale).format(run_id=run_id)
-            end = text("queue_at_front") if offset < 0 else text("queue_at_end")
-            return resolve(end, locale).format(run_id=run_id)
+                return say("queue_moved_up" if offset < 0 else "queue_moved_down", locale, run_id=run_id)
+            return say("queue_at_front" if offset < 0 else "queue_at_end", locale, run_id=run_id)
         if action == "start now":
             reason = studio.start_queued_now(run_id)
             if reason:
-                return resolve(text("queue_still_waits"), locale).format(run_id=run_id, reason=esc(reason))
-            return resolve(text("queue_started_now"), locale).format(run_id=run_id)
+                return say("queue_still_waits", locale, run_id=run_id, reason=esc(reason))
+            return say("queue_started_now", locale, run_id=run_id)
     except KeyError:
         return not_waiting
     except Exception as e:  # noqa: BLE001 - shown to the person, not raised
