@@ -63,7 +63,7 @@ class Studio(QueueCalls):
         self.chat = ChatService(self.paths, self.registry)
         self.exports = ExportService(self.paths, self.registry)
         self.memory = self.launcher.memory = MemoryAdvisor(self.paths, self.registry)
-        self.evals = EvalService(self.paths, self.registry, self.catalog, self.launcher)
+        self.evals = EvalService(self.paths, self.registry, self.catalog, self.launcher, self.memory)
         self.queue = JobQueue(self.registry, self.launcher, self.memory)
         self.quick_starts = QuickStarts(self.paths, self.registry, self.catalog, self.queue)  # stages queue up
         self._watchdog_stop = threading.Event()
@@ -274,15 +274,26 @@ class Studio(QueueCalls):
         return self.evals.targets()
 
     def check_evaluation(self, target: str, settings: dict[str, Any]) -> tuple[EvalConfig, list[Problem]]:
-        """Every problem with an evaluation of ``target`` ("run:N", "run:N:best" or a base) and its settings."""
+        """Every problem with an evaluation of ``target`` ("run:N", "run:N:best" or a base) and its settings,
+        including that it would not fit beside what trains now."""
         config, problems = config_for(target, **settings)
-        return config, merge_problems(problems, self.evals.check(config))
+        problems = merge_problems(problems, self.evals.check(config))
+        if not any(p.severity == "error" for p in problems):
+            problems += [p for p in [self.queue.evaluation_problem(self.evals.estimate_gb(config))] if p]
+        return config, problems
 
     def start_evaluation(self, target: str, settings: dict[str, Any]) -> int:
+        """Start an evaluation, recorded with its memory estimate; refused while it would share the GPU with
+        training runs (or evaluations) it does not fit beside. Training runs waiting in the queue wait for it."""
         config, problems = config_for(target, **settings)
         if problems:
             raise ProblemsError(problems)
-        return self.evals.start(config)
+        self.evals.check_startable(config)
+        est = self.evals.estimate_gb(config)
+        problem = self.queue.evaluation_problem(est)
+        if problem is not None:
+            raise ProblemsError([problem])
+        return self.evals.start(config, est)
 
     def stop_evaluation(self, eval_id: int) -> bool:
         return self.evals.stop(eval_id)

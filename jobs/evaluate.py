@@ -12,6 +12,7 @@ import traceback
 from core.datasets.catalog import DatasetCatalog
 from core.evals.config import EvalConfig
 from core.evals.service import EvalService
+from core.memory.advisor import MemoryAdvisor
 from core.paths import StudioPaths
 from core.problems import ProblemsError
 from core.runs.launcher import Launcher
@@ -50,14 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     paths = StudioPaths.resolve(args.data_dir)
     registry = Registry(paths.db_file)
     catalog = DatasetCatalog(paths, registry)
-    service = EvalService(paths, registry, catalog, Launcher(paths, registry, catalog))
+    service = EvalService(paths, registry, catalog, Launcher(paths, registry, catalog), MemoryAdvisor(paths, registry))
     try:
         config = config_of(args)
         if args.eval_id is None:  # a headless evaluation registers itself, so the studio shows it too
             errors = [p for p in service.check(config) if p.severity == "error"]
             if errors:
                 raise ProblemsError(errors)
-            eval_id, folder = service.record(config)
+            eval_id, folder = service.record(config, service.estimate_gb(config))
         else:
             eval_id = args.eval_id
             folder = registry.get_evaluation(eval_id).eval_dir

@@ -1,9 +1,11 @@
 """The job queue: one training job at a time in queue order, cancel, reorder, start now when the estimate says the
-runs fit together, a failed job does not block, and a new studio on the same data directory resumes the queue."""
+runs fit together, a failed job does not block, a new studio on the same data directory resumes the queue, and an
+evaluation holds the GPU as a run does."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -217,3 +219,36 @@ def test_a_resume_waits_for_nothing_but_never_squeezes_beside_a_run_that_leaves_
     sleepers.finish(studio, first)
     with pytest.raises(ProblemsError, match="checkpoint"):  # nothing else trains: any card will do
         studio.resume_run(stopped)
+
+
+def test_an_evaluation_holds_the_gpu_as_a_run_does(studio, sleepers) -> None:
+    sleepers.install(studio)
+    spawn = studio.launcher.spawn
+    studio.launcher.spawn = lambda kind, job_id, cmd, folder: spawn(  # type: ignore[method-assign]
+        kind, job_id, SLEEPER if kind == "eval" else cmd, folder)
+    small = {"dataset": "sample", "max_samples": 4, "max_new_tokens": 8}
+    first = studio.start_run(fast_config(run_name="first").to_dict())
+    studio.queue.capacity = lambda: Capacity(0.0001, "on a tiny test card (0.0001 GB)")
+    _, problems = studio.check_evaluation("tiny-random-llava", small)
+    refusal = r"^not started, .*run 1 \(first\).*this evaluation \d\.\d\d GB\), more than fits on a tiny test card"
+    assert [p.severity for p in problems] == ["warning", "error"]
+    assert re.match(refusal, problems[1].message), problems[1].message
+    with pytest.raises(ProblemsError, match=refusal):
+        studio.start_evaluation("tiny-random-llava", small)
+    assert studio.registry.list_evaluations() == []  # refused before anything was recorded
+
+    studio.queue.capacity = lambda: Capacity(1000.0, "on a big test card")
+    eval_id = studio.start_evaluation("tiny-random-llava", small)
+    evaluation = studio.registry.get_evaluation(eval_id)
+    assert evaluation.estimate["total_gb"] > 0 and is_alive(evaluation.pid, evaluation.pid_started_at)
+    sleepers.finish(studio, first)
+    second = studio.start_run(fast_config(run_name="second").to_dict())
+    assert sleepers.started == [first]  # nothing trains, but the evaluation holds the GPU
+    (waiting,) = studio.queue_entries()
+    assert waiting.waiting_reason == f"next: waiting for evaluation {eval_id} (tiny-random-llava on sample) to finish"
+
+    for status in ("running", "completed"):  # as the evaluation job reports them
+        studio.registry.set_status(eval_id, status, kind="eval")
+    kill(studio.registry.get_evaluation(eval_id))
+    studio.queue.dispatch()
+    assert sleepers.started == [first, second] and studio.queue_entries() == []

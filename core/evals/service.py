@@ -14,7 +14,9 @@ from core.datasets.catalog import DatasetCatalog
 from core.evals.config import EvalConfig
 from core.evals.items import NO_EVAL_SPLIT, has_eval_split
 from core.evals.results import CONFIG_FILE, read_results, read_summary, sample_rows, write_csv
+from core.evals.runner import phases
 from core.export import default_zip_dir
+from core.memory.advisor import MemoryAdvisor
 from core.paths import StudioPaths
 from core.problems import Problem, ProblemsError
 from core.runs.files import EVAL_LOG_FILE, log_tail
@@ -54,8 +56,10 @@ def eval_command(config: EvalConfig, data_dir: Path, eval_id: int | None = None)
 
 
 class EvalService:
-    def __init__(self, paths: StudioPaths, registry: Registry, catalog: DatasetCatalog, launcher: Launcher):
+    def __init__(self, paths: StudioPaths, registry: Registry, catalog: DatasetCatalog, launcher: Launcher,
+                 memory: MemoryAdvisor):
         self.paths, self.registry, self.catalog, self.launcher = paths, registry, catalog, launcher
+        self.memory = memory
 
     def targets(self) -> list[tuple[str, str]]:
         """What can be evaluated: base models, and every finished run's last and best results."""
@@ -90,24 +94,43 @@ class EvalService:
                     problems.append(Problem(NO_EVAL_SPLIT, field="split", severity="warning"))
         return problems
 
-    def record(self, config: EvalConfig) -> tuple[int, Path]:
+    def estimate_gb(self, config: EvalConfig) -> float | None:
+        """The evaluation's memory peak (GB): the base and the run's result load one after the other, as chat
+        loads them, and ``batch_size`` samples of up to ``max_length`` tokens are scored together; None when a
+        model's config cannot be read. Never raises: a missing estimate only makes the queue cautious."""
+        chat = ChatService(self.paths, self.registry)
+        try:
+            plan, _ = phases(config, self.registry)
+            return self.memory.eval_estimate([chat.weights_of(choice, "auto") for _, choice in plan],
+                                             config.max_length, config.batch_size)
+        except Exception as e:  # noqa: BLE001
+            print(f"memory estimate of the evaluation skipped: {e}", flush=True)
+            return None
+
+    def record(self, config: EvalConfig, est_total_gb: float | None = None) -> tuple[int, Path]:
         """The registry row first, then the folder with its config.json; returns the id and the folder."""
         base = self.registry.get_run(config.run_id).model if config.run_id else config.model.strip()
         eval_id = self.registry.create_evaluation(run_id=config.run_id or None,
                                                   result=config.result if config.run_id else "", model=base,
-                                                  dataset=config.dataset, config=config.to_dict())
+                                                  dataset=config.dataset, config=config.to_dict(),
+                                                  est_total_gb=est_total_gb)
         folder = self.paths.eval_dir(eval_id)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
         self.registry.update_job("eval", eval_id, eval_dir=str(folder))
         return eval_id, folder
 
-    def start(self, config: EvalConfig) -> int:
-        """Check, record, then start ``python -m jobs.evaluate`` in its own process group; returns the id."""
+    def check_startable(self, config: EvalConfig) -> None:
+        """Raise ProblemsError with every error that would stop this evaluation (warnings let it start)."""
         errors = [p for p in self.check(config) if p.severity == "error"]
         if errors:
             raise ProblemsError(errors)
-        eval_id, folder = self.record(config)
+
+    def start(self, config: EvalConfig, est_total_gb: float | None = None) -> int:
+        """Check, record (with its estimate), then start ``python -m jobs.evaluate`` in its own process group;
+        returns the id."""
+        self.check_startable(config)
+        eval_id, folder = self.record(config, est_total_gb)
         self.launcher.spawn("eval", eval_id, eval_command(config, self.paths.root, eval_id), folder)
         return eval_id
 

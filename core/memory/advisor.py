@@ -320,6 +320,20 @@ class MemoryAdvisor:
         return {"ok": True, "chat_gb": chat_gb, "training_gb": training_gb, "runs": [r.id for r in running],
                 "total_gb": total, "card": chosen, "verdict": verdict(total, chosen["gb"])}
 
+    def eval_estimate(self, weights: list[tuple[str, int]], seq_len: int, batch: int) -> float | None:
+        """The peak (GB) of an evaluation that loads each (model, weight bits) in turn, one at a time, and scores
+        ``batch`` samples of up to ``seq_len`` tokens together; None when a model's config cannot be read."""
+        peaks = []
+        for model, bits in weights:
+            try:
+                arch = self.architecture(model)
+            except ModelUnavailable:
+                return None
+            peaks.append(estimate(MemoryInputs(arch=arch, mode="inference", seq_len=seq_len, micro_batch=batch,
+                                               weight_bits=bits, double_quant=bits == 4, weight_bytes=2,
+                                               compute_bytes=2, method="lora")).total_gb)
+        return max(peaks, default=None)
+
     # --- runs ---------------------------------------------------------------------------------------------
     def store_run_estimate(self, run_id: int, config: TrainConfig) -> dict[str, Any] | None:
         """Estimate a run as it starts and store it; None (nothing stored) when the model cannot be read.

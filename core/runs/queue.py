@@ -1,6 +1,8 @@
 """The job queue: training runs wait in SQLite and start one at a time, in queue order; "start now" starts a run
-beside the running ones only when the memory estimate says they fit together. A dispatcher thread in the studio
-process starts each run when its turn comes, so the queue keeps going with no browser open and after a restart."""
+beside the running ones only when the memory estimate says they fit together. A running evaluation holds the GPU
+as a run does: waiting runs wait for it, and it starts only where it fits beside what trains. A dispatcher thread in
+the studio process starts each run when its turn comes, so the queue keeps going with no browser open and after a
+restart."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from core.problems import Problem, ProblemsError
 from core.runs.launcher import Launcher, record_run
 from core.runs.processes import is_alive
 from core.store.job_queue import QueueEntry, QueueStore
-from core.store.registry import Registry, RunRecord
+from core.store.registry import EvalRecord, Registry, RunRecord
 from core.train_config import TrainConfig
 
 QUEUE_POLL_SECONDS = 1.0
@@ -30,9 +32,23 @@ CANCELLED = "cancelled in the queue before it started"
 SPAWN_FAILED = "could not start the training process: {error}"
 RESUME_WOULD_SHARE = ("not resumed, so that it does not share the GPU with what is training now ({reason}); "
                       "resume it once they end, or stop them first")
+EVAL_WOULD_SHARE = ("not started, so that it does not share the GPU with what is busy now ({reason}); start it once "
+                    "they end, or stop them first")
 ORDINALS = {1: "first", 2: "second", 3: "third"}
 LABELS = {f.name: f.metadata["label"] for f in TrainConfig.fields()}
 MAX_ROUNDS = 100  # rounds of one dispatch: each failed start lets the next run try
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job weighed against the busy ones before it is recorded (an evaluation about to start)."""
+
+    kind: str
+    estimate: dict | None  # {"total_gb"}, or None when its model could not be read
+    id: int = 0
+
+
+Job = RunRecord | EvalRecord | NewJob
 
 
 @dataclass(frozen=True)
@@ -57,24 +73,36 @@ def run_label(run: RunRecord) -> str:
     return f"run {run.id} ({run.name})"
 
 
-def fits_beside(new: RunRecord, busy: list[RunRecord], capacity: Capacity) -> tuple[bool, str]:
+def job_label(job: Job) -> str:
+    """A job as the queue names it: a run by its name, an evaluation by what it scores."""
+    if job.kind == "eval":
+        return f"evaluation {job.id} ({job.model} on {job.dataset})"
+    return run_label(job)
+
+
+def _short(job: Job, new: Job) -> str:
+    noun = "evaluation" if job.kind == "eval" else "run"
+    return f"this {noun}" if job is new else f"{noun} {job.id}"
+
+
+def fits_beside(new: Job, busy: list[Job], capacity: Capacity) -> tuple[bool, str]:
     """Whether ``new`` may start now beside ``busy``, by their estimates at start; else the reason, in words."""
     if not busy:
         return True, ""
-    names = ", ".join(run_label(r) for r in busy)
-    unknown = [r for r in [*busy, new] if not r.estimate]
+    names = ", ".join(job_label(j) for j in busy)
+    unknown = [j for j in [*busy, new] if not j.estimate]
     if unknown:
-        which = " and ".join("this run has" if r.id == new.id else f"run {r.id} has" for r in unknown)
+        which = " and ".join(f"{_short(j, new)} has" for j in unknown)
         return False, NO_ESTIMATE.format(runs=names, which=which)
-    needs = [(r, float(r.estimate["total_gb"])) for r in [*busy, new]]
+    needs = [(j, float(j.estimate["total_gb"])) for j in [*busy, new]]
     total = sum(gb for _, gb in needs)
     if verdict(total, capacity.gb) == FITS:
         return True, ""
-    parts = ", ".join(f"{'this run' if r.id == new.id else f'run {r.id}'} {gb:.2f} GB" for r, gb in needs)
+    parts = ", ".join(f"{_short(j, new)} {gb:.2f} GB" for j, gb in needs)
     return False, TOO_BIG.format(runs=names, total=total, parts=parts, capacity=capacity.label)
 
 
-def plan(entries: list[QueueEntry], runs: dict[int, RunRecord], busy: list[RunRecord], capacity: Capacity
+def plan(entries: list[QueueEntry], runs: dict[int, RunRecord], busy: list[Job], capacity: Capacity
          ) -> tuple[list[int], dict[int, str]]:
     """The ordering rule: which waiting runs start now, and why each other one waits.
 
@@ -91,7 +119,7 @@ def plan(entries: list[QueueEntry], runs: dict[int, RunRecord], busy: list[RunRe
         elif entry.start_now:
             ok, why = fits_beside(run, busy, capacity)
         elif ahead is None:
-            ok, why = False, WAIT_FOR.format(runs=", ".join(run_label(r) for r in busy))
+            ok, why = False, WAIT_FOR.format(runs=", ".join(job_label(j) for j in busy))
         else:
             ok, why = False, WAIT_BEHIND.format(place=ORDINALS.get(entry.place, f"number {entry.place}"))
         if ok:
@@ -154,10 +182,13 @@ class JobQueue:
         return self.launcher.reconcile()
 
     # --- the dispatcher -------------------------------------------------------------------------------------
-    def busy(self, waiting: set[int]) -> list[RunRecord]:
-        """Runs that hold the GPU now: started and not ended (a lost run only while its process lives)."""
-        found = self.registry.list_runs(("queued", "running", "lost"))
-        return [r for r in found if r.id not in waiting and (r.status != "lost" or is_alive(r.pid, r.pid_started_at))]
+    def busy(self, waiting: set[int]) -> list[Job]:
+        """Jobs that hold the GPU now: runs and evaluations started and not ended (a lost one only while its
+        process lives)."""
+        statuses = ("queued", "running", "lost")
+        runs = [r for r in self.registry.list_runs(statuses) if r.id not in waiting]
+        found: list[Job] = [*runs, *self.registry.list_evaluations(statuses)]
+        return [j for j in found if j.status != "lost" or is_alive(j.pid, j.pid_started_at)]
 
     def dispatch(self) -> list[int]:
         """Start the runs whose turn it is (see ``plan``) and record why the others wait; returns those started.
@@ -245,12 +276,21 @@ class JobQueue:
             return ""
         return next((e.waiting_reason for e in self.store.entries() if e.run_id == run_id), "")
 
+    def beside_busy(self, job: Job) -> str:
+        """Why ``job`` may not start now beside the jobs holding the GPU, by the estimates (the rule of "start
+        now"); "" when nothing else is busy or they fit together."""
+        busy = [j for j in self.busy(self.store.run_ids()) if (j.kind, j.id) != (job.kind, job.id)]
+        return fits_beside(job, busy, self.capacity())[1]
+
     def resume_problem(self, run_id: int) -> Problem | None:
-        """Why a run may not resume now: it would train beside runs that, by the estimates, do not fit beside it
-        (the rule of "start now"); None when nothing else trains or they fit together."""
-        busy = [r for r in self.busy(self.store.run_ids()) if r.id != run_id]
-        ok, why = fits_beside(self.registry.get_run(run_id), busy, self.capacity())
-        return None if ok else Problem(RESUME_WOULD_SHARE.format(reason=why))
+        """Why a run may not resume now (see ``beside_busy``); None when it may."""
+        why = self.beside_busy(self.registry.get_run(run_id))
+        return Problem(RESUME_WOULD_SHARE.format(reason=why)) if why else None
+
+    def evaluation_problem(self, est_total_gb: float | None) -> Problem | None:
+        """Why an evaluation that needs ``est_total_gb`` may not start now (see ``beside_busy``); None when it may."""
+        why = self.beside_busy(NewJob("eval", None if est_total_gb is None else {"total_gb": est_total_gb}))
+        return Problem(EVAL_WOULD_SHARE.format(reason=why)) if why else None
 
     def entries(self) -> list[QueueEntry]:
         return self.store.entries()

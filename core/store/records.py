@@ -92,6 +92,7 @@ class EvalRecord:
     step: int
     total_steps: int
     summary: dict[str, Any] | None
+    estimate: dict[str, Any] | None = None  # {"total_gb"} when it started: the queue weighs it beside runs
 
     kind = "eval"
 
@@ -107,7 +108,8 @@ class EvalRecord:
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at, pid=row.pid,
             pid_started_at=row.pid_started_at, heartbeat_at=row.heartbeat_at,
             stop_requested_at=row.stop_requested_at, exit_code=row.exit_code, error=row.error, step=row.step,
-            total_steps=row.total_steps, summary=json.loads(row.summary_json) if row.summary_json else None)
+            total_steps=row.total_steps, summary=json.loads(row.summary_json) if row.summary_json else None,
+            estimate=None if row.est_total_gb is None else {"total_gb": row.est_total_gb})
 
 
 # The tables whose rows are jobs (a process with a status, pid and heartbeat), by kind, and their records.

@@ -143,10 +143,10 @@ class Registry:
 
     # --- evaluations --------------------------------------------------------------------------------------
     def create_evaluation(self, *, run_id: int | None, result: str, model: str, dataset: str,
-                          config: dict[str, Any]) -> int:
+                          config: dict[str, Any], est_total_gb: float | None = None) -> int:
         with self.session() as s, s.begin():
             row = EvalRow(status="queued", run_id=run_id, result=result, model=model, dataset=dataset,
-                          config_json=json.dumps(config), created_at=time.time())
+                          config_json=json.dumps(config), created_at=time.time(), est_total_gb=est_total_gb)
             s.add(row)
             s.flush()
             return row.id

@@ -132,6 +132,8 @@ class EvalRow(Base):
     step: Mapped[int] = mapped_column(Integer, default=0)
     total_steps: Mapped[int] = mapped_column(Integer, default=0)
     summary_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # {"base": {metric: value}, "tuned": ...}
+    # The memory estimate when it started (GB of 1e9 bytes): the queue weighs it like a training run's.
+    est_total_gb: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 # Migrations are frozen SQL: the ORM classes above describe the newest schema, these describe each step to it.
@@ -226,9 +228,14 @@ def _v6_job_queue(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
+def _v7_evaluation_estimates(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE evaluations ADD COLUMN est_total_gb FLOAT"))
+
+
 # Append new migrations at the end; never edit one that has shipped.
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_run_attempts, _v3_memory_estimates,
-                                                  _v4_dataset_hub_origin, _v5_evaluations, _v6_job_queue]
+                                                  _v4_dataset_hub_origin, _v5_evaluations, _v6_job_queue,
+                                                  _v7_evaluation_estimates]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
