@@ -261,12 +261,10 @@ class Studio(QueueCalls):
 
     def resume_run(self, run_id: int) -> ResumePoint:
         """Continue a stopped, failed or lost run from its newest checkpoint that passes its checks; returns that
-        checkpoint, its step, and the newer ones skipped with the reason. While other runs train, it resumes
-        only if the memory estimates say it fits beside them (on a 24 GB card, two 7B runs rarely do)."""
-        problem = self.queue.resume_problem(run_id)
-        if problem is not None:
-            raise ProblemsError([problem])
-        return self.launcher.resume(run_id)
+        checkpoint, its step, and the newer ones skipped with the reason. While other jobs hold the GPU it resumes
+        at once only if the memory estimates say it fits beside them (on a 24 GB card, two 7B runs rarely do);
+        else it waits its turn in the job queue (``point.waiting`` says why)."""
+        return self.queue.resume(int(run_id))
 
     # --- evaluations --------------------------------------------------------------------------------------
     def eval_targets(self) -> list[tuple[str, str]]:
@@ -368,5 +366,6 @@ class Studio(QueueCalls):
 
     def ab_chat_stream(self, choices: list[str], question: str, image: Path | None = None, **kw: Any
                        ) -> Iterator[ABUpdate]:
-        """The same question (and image) to 2-4 models: together when the estimator says they fit, else in turn."""
+        """The same question (and image) to 2-4 models: together when the estimator says they fit, else in turn;
+        ``earlier=[{"question", "image", "answers"}, ...]`` goes on a conversation, each model after its own answers."""
         return self.comparisons.ab.stream(choices, question, image, **kw)

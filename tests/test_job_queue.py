@@ -16,7 +16,9 @@ import pytest
 from jobs_helpers import fast_config, wait_for
 
 from core.problems import ProblemsError
+from core.runs.files import CHECKPOINTS_DIR, COMPLETE_MARK
 from core.runs.launcher import record_run
+from core.runs.manifest import TRAINER_STATE, write_manifest
 from core.runs.processes import is_alive
 from core.runs.queue import CANCELLED, SPAWN_FAILED, Capacity, plan
 from core.store.job_queue import QueueEntry
@@ -35,6 +37,7 @@ class Sleepers:
 
     def __init__(self) -> None:
         self.started: list[int] = []
+        self.resumed: list[int] = []
         self.studios: list[Studio] = []
         self.fail_next = False
         self._done = threading.Event()
@@ -42,13 +45,15 @@ class Sleepers:
         self._beater.start()
 
     def install(self, studio: Studio) -> Studio:
-        def start(run_id: int, run_dir: Path) -> None:
+        def start(run_id: int, run_dir: Path, resume: bool = False) -> None:
             if self.fail_next:
                 self.fail_next = False
                 raise OSError("no such interpreter")
             studio.launcher.spawn("run", run_id, SLEEPER, run_dir)
             studio.registry.set_status(run_id, "running")
             self.started.append(run_id)
+            if resume:
+                self.resumed.append(run_id)
 
         studio.launcher.start_recorded = start  # type: ignore[method-assign]
         self.studios.append(studio)
@@ -201,24 +206,43 @@ def test_a_new_studio_on_the_same_data_dir_resumes_the_queue(data_dir: Path, sle
     assert sleepers.started == [first, third] and queued_names(after) == ["two"]
 
 
-def test_a_resume_waits_for_nothing_but_never_squeezes_beside_a_run_that_leaves_no_room(studio, sleepers) -> None:
+def checkpointed(studio: Studio, name: str) -> int:
+    """A stopped run with one checkpoint (step 3) whose files match its manifest, as a trainer leaves it."""
+    config = fast_config(run_name=name)
+    run_id, run_dir = record_run(studio.launcher.paths, studio.registry, config)
+    studio.memory.store_run_estimate(run_id, config)
+    folder = Path(run_dir) / CHECKPOINTS_DIR / "step-3"
+    folder.mkdir(parents=True)
+    (folder / TRAINER_STATE).write_text('{"step": 3}', encoding="utf-8")
+    write_manifest(folder)
+    (folder / COMPLETE_MARK).write_text("", encoding="utf-8")
+    studio.registry.set_status(run_id, "stopped", error="stopped by the user")
+    return run_id
+
+
+def test_a_resume_starts_at_once_when_it_fits_and_else_waits_its_turn_in_the_queue(studio, sleepers) -> None:
     sleepers.install(studio)
     first = studio.start_run(fast_config(run_name="first").to_dict())
-    config = fast_config(run_name="stopped")
-    stopped, _ = record_run(studio.launcher.paths, studio.registry, config)
-    studio.memory.store_run_estimate(stopped, config)
-    studio.registry.set_status(stopped, "stopped", error="stopped by the user")
+    stopped = checkpointed(studio, "stopped")
     studio.queue.capacity = lambda: Capacity(0.0001, "on a tiny test card (0.0001 GB)")
-    with pytest.raises(ProblemsError, match=r"^not resumed, .*run 1 \(first\).*more than fits on a tiny test card"):
-        studio.resume_run(stopped)
-    assert studio.registry.get_run(stopped).status == "stopped" and sleepers.started == [first]
-    studio.queue.capacity = lambda: Capacity(1000.0, "on a big test card")
-    with pytest.raises(ProblemsError, match="checkpoint"):  # past the rule: on to its checkpoints (it has none)
-        studio.resume_run(stopped)
-    studio.queue.capacity = lambda: Capacity(0.0001, "on a tiny test card (0.0001 GB)")
+    point = studio.resume_run(stopped)  # it does not fit beside run 1: claimed now, started when its turn comes
+    assert point.step == 3 and point.waiting == f"next: waiting for run {first} (first) to finish"
+    resumed = studio.registry.get_run(stopped)
+    assert (resumed.status, resumed.attempt) == ("queued", 2) and sleepers.started == [first]
+    assert queued_names(studio) == ["stopped"]
+    with pytest.raises(ProblemsError, match="is queued; only a stopped, failed or lost run resumes"):
+        studio.resume_run(stopped)  # asked twice: it waits once
     sleepers.finish(studio, first)
-    with pytest.raises(ProblemsError, match="checkpoint"):  # nothing else trains: any card will do
-        studio.resume_run(stopped)
+    studio.queue.dispatch()
+    assert sleepers.started == [first, stopped] and sleepers.resumed == [stopped] and queued_names(studio) == []
+
+    sleepers.finish(studio, stopped, "stopped")
+    studio.queue.capacity = lambda: Capacity(1000.0, "on a big test card")
+    busy = studio.start_run(fast_config(run_name="busy").to_dict())
+    resumes = []
+    studio.launcher.resume = resumes.append  # type: ignore[method-assign] - past the rule: the launcher resumes
+    assert studio.resume_run(stopped) is None and resumes == [stopped] and queued_names(studio) == []
+    assert sleepers.started == [first, stopped, busy]
 
 
 def test_an_evaluation_holds_the_gpu_as_a_run_does(studio, sleepers) -> None:

@@ -28,6 +28,8 @@ CALIBRATION_COLUMNS = ["run", "config", "device", "estimated peak", "est. alloca
 CALIBRATION_WIDTHS = ["5%", "23%", "12%", "8%", "8%", "8%", "9%", "8%", "8%", "11%"]
 MB_PER_GB = 1e9 / 2**20  # the estimate is in GB of 1e9 bytes, the measured curves in MB of 2**20
 RESUMING = "▶️ Resuming run {run_id} from step {step} (checkpoint `{checkpoint}`)."
+RESUME_QUEUED = ("⏳ Run {run_id} will resume from step {step} (checkpoint `{checkpoint}`) when its turn comes in the "
+                 "queue: {why}.")
 SKIPPED = "⚠️ Skipped `{checkpoint}`: {why}."
 LIST_FAILED = "⚠️ The run list cannot be read right now: {error}"
 RAW_LINES = 50  # lines of metrics.jsonl per page: the view never holds the whole file
@@ -40,7 +42,8 @@ def banner_markdown(studio: Studio) -> str:
 
 
 def resume_markdown(run_id: int, point: Any) -> str:
-    lines = [RESUMING.format(run_id=run_id, step=point.step, checkpoint=point.name)]
+    template = RESUME_QUEUED if point.waiting else RESUMING
+    lines = [template.format(run_id=run_id, step=point.step, checkpoint=point.name, why=esc(point.waiting))]
     lines += [SKIPPED.format(checkpoint=name, why=esc(why)) for name, why in point.skipped]
     return "\n\n".join(lines)
 

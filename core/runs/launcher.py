@@ -187,9 +187,10 @@ class Launcher:
         self._spawn(run_id, Path(run.run_dir), resume=True)
         return point
 
-    def start_recorded(self, run_id: int, run_dir: Path) -> None:
-        """Start the process of a run already recorded (the queue's turn for it)."""
-        self._spawn(run_id, run_dir)
+    def start_recorded(self, run_id: int, run_dir: Path, resume: bool = False) -> None:
+        """Start the process of a run already recorded (the queue's turn for it); ``resume`` for a run claimed for a
+        resume, which continues from its newest good checkpoint."""
+        self._spawn(run_id, run_dir, resume=resume)
 
     def _spawn(self, run_id: int, run_dir: Path, resume: bool = False) -> None:
         self.spawn("run", run_id, headless_command(run_dir / CONFIG_FILE, self.paths.root, run_id, resume=resume,

@@ -73,6 +73,7 @@ class ResumePoint:
     folder: Path
     step: int
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (folder name, why)
+    waiting: str = ""  # why the resume waits in the job queue; "" when it started at once
 
     @property
     def name(self) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 from core.memory.advisor import MemoryAdvisor, card_in_use
 from core.memory.estimate import FITS, GB, verdict
 from core.problems import Problem, ProblemsError
-from core.runs.launcher import Launcher, record_run
+from core.runs.launcher import Launcher, claim_resume, record_run
+from core.runs.manifest import ResumePoint
 from core.runs.processes import is_alive
 from core.store.job_queue import QueueEntry, QueueStore
 from core.store.registry import EvalRecord, Registry, RunRecord
@@ -30,8 +31,6 @@ TOO_BIG = ("waiting for {runs} to finish: together they need about {total:.2f} G
            "{capacity}")
 CANCELLED = "cancelled in the queue before it started"
 SPAWN_FAILED = "could not start the training process: {error}"
-RESUME_WOULD_SHARE = ("not resumed, so that it does not share the GPU with what is training now ({reason}); "
-                      "resume it once they end, or stop them first")
 EVAL_WOULD_SHARE = ("not started, so that it does not share the GPU with what is busy now ({reason}); start it once "
                     "they end, or stop them first")
 ORDINALS = {1: "first", 2: "second", 3: "third"}
@@ -231,7 +230,8 @@ class JobQueue:
         if not self.store.take(run.id):
             return False  # another dispatcher took it
         try:
-            self.launcher.start_recorded(run.id, Path(run.run_dir))
+            # A run claimed for a resume has a later attempt; it continues from its checkpoint.
+            self.launcher.start_recorded(run.id, Path(run.run_dir), resume=run.attempt > 1)
         except Exception as e:  # noqa: BLE001 - a run that cannot start fails; the queue goes on
             self.registry.set_status(run.id, "failed", expect=("queued",), error=SPAWN_FAILED.format(error=e))
             return False
@@ -282,10 +282,18 @@ class JobQueue:
         busy = [j for j in self.busy(self.store.run_ids()) if (j.kind, j.id) != (job.kind, job.id)]
         return fits_beside(job, busy, self.capacity())[1]
 
-    def resume_problem(self, run_id: int) -> Problem | None:
-        """Why a run may not resume now (see ``beside_busy``); None when it may."""
-        why = self.beside_busy(self.registry.get_run(run_id))
-        return Problem(RESUME_WOULD_SHARE.format(reason=why)) if why else None
+    def resume(self, run_id: int) -> ResumePoint:
+        """Resume a run at once when nothing else is busy or it fits beside what is (see ``beside_busy``); else
+        claim it now (status queued, its checkpoint checked and chosen) and let it wait its turn at the end of the
+        queue, as a new run would. The returned point says why it waits, if it does."""
+        if not self.beside_busy(self.registry.get_run(run_id)):
+            return self.launcher.resume(run_id)
+        with self._lock:
+            _, point = claim_resume(self.registry, run_id)
+            self.store.add(run_id)
+        self.dispatch()
+        point.waiting = next((e.waiting_reason for e in self.store.entries() if e.run_id == run_id), "")
+        return point
 
     def evaluation_problem(self, est_total_gb: float | None) -> Problem | None:
         """Why an evaluation that needs ``est_total_gb`` may not start now (see ``beside_busy``); None when it may."""
