@@ -8,7 +8,7 @@ import gradio as gr
 
 from core.studio import Studio
 from webui import chat_tab, compare_tab, datasets_tab, evaluate_tab, export_tab, runs_tab, train_tab
-from webui.i18n import language_switch, locale_probe, relabel_tabs, t, text
+from webui.i18n import WITH_LOCALE_JS, language_switch, locale_probe, relabel_tabs, t, text
 
 TITLE = "Fine-tuning Studio"
 # CodeMirror sizes its line-number gutter from a line height it measured while the viewer was hidden (14 px), so the
@@ -31,7 +31,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         gr.Markdown(f"{text('app_intro')} `{studio.paths.root}`")
         with gr.Tabs() as tabs:
             with gr.Tab(t("tab_datasets")):
-                datasets = datasets_tab.build(studio)
+                datasets = datasets_tab.build(studio, locale, switch)
             with gr.Tab(t("tab_train")) as train_page:
                 train = train_tab.build(studio, locale, switch)
             with gr.Tab(t("tab_runs")) as runs_page:
@@ -46,7 +46,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                 export = export_tab.build(studio)
         relabel_tabs(app, switch)
         preview, preview_in, preview_out = datasets["preview"]
-        app.load(preview, preview_in, preview_out, api_visibility="private")
+        app.load(preview, preview_in, preview_out, api_visibility="private", js=WITH_LOCALE_JS)
         # Lists that other tabs change are re-read when their tab opens.
         train_page.select(lambda: gr.update(choices=[d.name for d in studio.list_datasets()]), None,
                           train["form"]["dataset"], api_visibility="private")

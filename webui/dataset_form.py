@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,10 +114,18 @@ def request_of(files: list[str] | None, server_path: str, data_file: str, fmt: s
 
 
 def with_slot_parameters(fn: Callable) -> Callable:
-    """Give ``fn(..., progress, *slots)`` a signature naming each slot (column_<slot>), so the API lists them by name;
-    Gradio injects the progress tracker at its position, before the slot values."""
-    params = list(inspect.signature(fn).parameters.values())[:-1]
+    """Give ``fn(..., progress, *slots, locale)`` a signature naming each slot (column_<slot>) and then ``locale``, so
+    the API lists them by name; Gradio injects the progress tracker at its position, before the slot values, and
+    passes the inputs in order, so the last one (the page's language, from WITH_LOCALE_JS) reaches ``locale``."""
+    signature = inspect.signature(fn)
+    params = [p for p in signature.parameters.values() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
     params += [inspect.Parameter(f"column_{slot}", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=AUTO,
                                  annotation=str) for slot in SLOTS]
-    fn.__signature__ = inspect.Signature(params, return_annotation=inspect.signature(fn).return_annotation)
-    return fn
+    params.append(inspect.Parameter("locale", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="en", annotation=str))
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        return fn(*args[:-1], locale=args[-1])
+
+    call.__signature__ = inspect.Signature(params, return_annotation=signature.return_annotation)
+    return call

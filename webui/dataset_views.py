@@ -12,35 +12,44 @@ from core.datasets.preview import PreviewRow
 from core.datasets.stats import DatasetStats
 from core.problems import Problem, ProblemsError
 from core.store.registry import DatasetRecord
+from webui.i18n import say
 from webui.messages import code, esc, failure_markdown
 
 SHOWN_PER_GROUP = 5  # problems shown in full per kind
 TABLE_COLUMNS = ["name", "format", "train", "eval", "images", "excluded", "validation", "source", "added"]
+PLEASE_FIX = "**Please fix these first:**"  # failure_markdown's title for problems (webui/messages.py)
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
+def counted(key: str, n: int, locale: str | None = "en", **values: object) -> str:
+    """A catalogue sentence about ``n`` things: ``<key>_one`` for exactly one, ``<key>_other`` otherwise; ``n`` goes
+    in with thousands separators."""
+    return say(f"{key}_one" if n == 1 else f"{key}_other", locale, n=f"{n:,}", **values)
 
 
-def validation_summary(summary: dict) -> str:
+def failure_text(error: BaseException, locale: str | None = "en") -> str:
+    """failure_markdown with its title in ``locale``; core's messages stay as they are."""
+    return failure_markdown(error).replace(PLEASE_FIX, f"**{say('ds_please_fix', locale)}**", 1)
+
+
+def validation_summary(summary: dict, locale: str | None = "en") -> str:
     """One line for the table: clean, or how many rows were excluded and the most frequent kinds of problem."""
     groups = summary.get("problem_groups") or []
     excluded = summary.get("rows_excluded", 0)
     if not groups and not excluded:
-        return "clean"
+        return say("ds_summary_clean", locale)
     kinds = ", ".join(f"{g['count']} {g['title']}" for g in groups[:3]) + (", …" if len(groups) > 3 else "")
-    head = f"{excluded} rows excluded" if excluded else "warnings"
-    return f"{head}: {kinds}" if kinds else head
+    head = say("ds_summary_excluded", locale, n=excluded) if excluded else say("ds_summary_warnings", locale)
+    return say("ds_summary", locale, head=head, kinds=kinds) if kinds else head
 
 
-def dataset_table(records: list[DatasetRecord]) -> pd.DataFrame:
+def dataset_table(records: list[DatasetRecord], locale: str | None = "en") -> pd.DataFrame:
     rows = []
     for d in records:
         s = d.summary
         rows.append({"name": d.name, "format": d.format, "train": s.get("rows_train") or d.rows,
-                     "eval": s.get("rows_eval", 0),
-                     "images": d.images, "excluded": s.get("rows_excluded", 0), "validation": validation_summary(s),
-                     "source": d.source, "added": dt.datetime.fromtimestamp(d.created_at).strftime("%Y-%m-%d %H:%M")})
+                     "eval": s.get("rows_eval", 0), "images": d.images, "excluded": s.get("rows_excluded", 0),
+                     "validation": validation_summary(s, locale), "source": d.source,
+                     "added": dt.datetime.fromtimestamp(d.created_at).strftime("%Y-%m-%d %H:%M")})
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
@@ -51,144 +60,163 @@ def _problem_line(p: dict) -> str:
     return f"  - {icon} {code(where) + ' — ' if where else ''}{esc(problem.message)}"
 
 
-def problems_section(summary: dict) -> list[str]:
+def problems_section(summary: dict, locale: str | None = "en") -> list[str]:
     groups = summary.get("problem_groups") or []
     if not groups:
         return []
     total = summary.get("problem_count", sum(g["count"] for g in groups))
-    lines = [f"\n**{total:,} problem{'s' if total != 1 else ''}, by kind** (the first ones in full):"]
+    lines = ["\n" + counted("ds_problems_by_kind", total, locale)]
     for g in groups:
         icon = "⚠️" if g["severity"] == "warning" else "❌"
-        lines.append(f"- {icon} **{esc(g['title'])}**: {g['count']:,}")
+        lines.append(f"- {icon} " + say("ds_group_count", locale, title=esc(g["title"]), n=f"{g['count']:,}"))
         lines += [_problem_line(p) for p in g["problems"][:SHOWN_PER_GROUP]]
         if g["count"] > SHOWN_PER_GROUP:
-            lines.append(f"  - … and {g['count'] - min(g['shown'], SHOWN_PER_GROUP):,} more of this kind")
+            more = g["count"] - min(g["shown"], SHOWN_PER_GROUP)
+            lines.append("  - " + say("ds_more_of_kind", locale, n=f"{more:,}"))
     return lines
 
 
-def report_markdown(summary: dict, name: str | None = None) -> str:
+def _data_file_line(found: dict, locale: str | None) -> str:
+    note = say("ds_paren", locale, text=esc(found["source_note"])) if found.get("source_note") else ""
+    return "- " + say("ds_data_file_line", locale, file=code(found["source_file"]), note=note)
+
+
+def _where(found: dict, locale: str | None) -> list[str]:
+    """The config and split a Hub dataset was read from, each as "config `x`"."""
+    return [say(f"ds_where_{k}", locale, value=code(found[k])) for k in ("config", "split") if found.get(k)]
+
+
+def report_markdown(summary: dict, name: str | None = None, locale: str | None = "en") -> str:
     """The validation report; ``name`` when the dataset was registered, None for a check only."""
     kept, total = summary["rows_kept"], summary["rows_total"]
-    title = f"✅ Registered **{esc(name)}**: " if name else "🔎 Checked (nothing registered): "
-    lines = [f"{title}{plural(kept, 'row')}, {plural(summary['images'], 'image')} "
-             f"(format: {esc(summary.get('format_title') or summary['format'])} — {esc(summary['format_reason'])})."]
+    values = {"rows": counted("ds_n_row", kept, locale), "images": counted("ds_n_image", summary["images"], locale),
+              "format": esc(summary.get("format_title") or summary["format"]), "reason": esc(summary["format_reason"])}
+    lines = [say("ds_report_registered", locale, name=esc(name), **values) if name
+             else say("ds_report_checked", locale, **values)]
     if summary.get("source_file"):
-        note = f" ({esc(summary['source_note'])})" if summary.get("source_note") else ""
-        lines.append(f"- Data file: {code(summary['source_file'])}{note}")
+        lines.append(_data_file_line(summary, locale))
     origin = summary.get("origin") or {}
     if origin.get("hub_id"):
-        lines.append(f"- Hub dataset {code(origin['hub_id'])} at revision {code(origin.get('revision') or '?')}"
-                     + "".join(f", {k} {code(origin[k])}" for k in ("config", "split") if origin.get(k))
-                     + " (recorded with the dataset).")
+        where = "".join(say("ds_sep", locale) + part for part in _where(origin, locale))
+        lines.append("- " + say("ds_report_hub", locale, id=code(origin["hub_id"]),
+                                revision=code(origin.get("revision") or "?"), where=where))
     if summary.get("row_limit"):
-        available = f" of {summary['rows_available']:,}" if summary.get("rows_available") else ""
-        lines.append(f"- Only the first {summary['row_limit']:,} rows{available} were read (the row limit).")
+        limit = f"{summary['row_limit']:,}"
+        lines.append("- " + (say("ds_report_row_limit_of", locale, limit=limit,
+                                 available=f"{summary['rows_available']:,}") if summary.get("rows_available")
+                             else say("ds_report_row_limit", locale, limit=limit)))
     if summary.get("image_root"):
-        lines.append(f"- Images were resolved against {code(summary['image_root'])}"
-                     + (f"; {esc(summary['image_note'])}" if summary.get("image_note") else "") + ".")
+        root = code(summary["image_root"])
+        lines.append("- " + (say("ds_report_image_root_note", locale, root=root, note=esc(summary["image_note"]))
+                             if summary.get("image_note") else say("ds_report_image_root", locale, root=root)))
     if summary.get("rows_eval"):
-        origin = f"from {code(summary['eval_file'])}" if summary.get("eval_file") else "split off at random"
-        lines.append(f"- Split: {summary['rows_train']:,} rows to train on, {summary['rows_eval']:,} for "
-                     f"evaluation ({origin}).")
+        origin = say("ds_split_from", locale, file=code(summary["eval_file"])) if summary.get("eval_file") \
+            else say("ds_split_random", locale)
+        lines.append("- " + say("ds_report_split", locale, train=f"{summary['rows_train']:,}",
+                                eval=f"{summary['rows_eval']:,}", origin=origin))
     excluded = total - kept
-    lines.append(f"- ⚠️ **{excluded:,} of {total:,} rows were excluded** because of the problems below."
-                 if excluded else f"- All {total:,} rows passed validation.")
-    return "\n".join(lines + problems_section(summary))
+    lines.append("- ⚠️ " + say("ds_report_excluded", locale, excluded=f"{excluded:,}", total=f"{total:,}")
+                 if excluded else "- " + say("ds_report_all_passed", locale, total=f"{total:,}"))
+    return "\n".join(lines + problems_section(summary, locale))
 
 
-def hub_lines(hub: dict | None) -> list[str]:
+def hub_lines(hub: dict | None, locale: str | None = "en") -> list[str]:
     """What a Hub import will read and download, said before it starts: revision, split, rows, files, bytes."""
     if not hub:
         return []
-    where = ", ".join(f"{k} {code(hub[k])}" for k in ("config", "split") if hub.get(k))
-    rows = f"{hub['rows']:,} rows" if hub.get("rows") else "rows not stated by the dataset"
-    lines = [f"**Hub dataset {code(hub['repo_id'])}** at revision {code(hub['revision'][:12])} "
-             f"({esc(hub['revision_asked'])}) — {where}: {rows} in {plural(hub['files'], 'file')}, "
-             f"{human_size(hub['total_bytes'])}."]
+    rows = say("ds_hub_rows", locale, n=f"{hub['rows']:,}") if hub.get("rows") else say("ds_hub_rows_unknown", locale)
+    lines = [say("ds_hub_head", locale, repo=code(hub["repo_id"]), revision=code(hub["revision"][:12]),
+                 asked=esc(hub["revision_asked"]), where=say("ds_sep", locale).join(_where(hub, locale)), rows=rows,
+                 files=counted("ds_n_file", hub["files"], locale), size=human_size(hub["total_bytes"]))]
     others = [f"{esc(name)} ({n:,})" if n else esc(name) for name, n in (hub.get("splits") or {}).items()
               if name != hub.get("split")]
     if others:
-        lines.append(f"- Other splits: {', '.join(others)}")
+        lines.append("- " + say("ds_hub_other_splits", locale, splits=", ".join(others)))
     limit = hub.get("row_limit")
-    reads = f"the first {limit:,} rows" if limit else "every row"
+    reads = say("ds_hub_reads_first", locale, limit=f"{limit:,}") if limit else say("ds_hub_reads_all", locale)
+    cache = code(hub["cache_dir"])
     if hub["mode"] == "stream":
-        lines.append(f"- The import streams {reads}: nothing is stored in the cache.")
+        lines.append("- " + say("ds_hub_streams", locale, reads=reads))
     elif hub.get("download_bytes"):
-        lines.append(f"- The import reads {reads}: it downloads about {human_size(hub['download_bytes'])} "
-                     f"({plural(hub['files_needed'], 'file')} of {hub['files']}) into {code(hub['cache_dir'])}.")
+        lines.append("- " + say("ds_hub_downloads", locale, reads=reads, size=human_size(hub["download_bytes"]),
+                                files=counted("ds_n_file", hub["files_needed"], locale),
+                                needed=f"{hub['files_needed']:,}", total=hub["files"], cache=cache))
     else:
-        lines.append(f"- The import reads {reads} from the files already in {code(hub['cache_dir'])}.")
-    token = f"your token from {esc(hub['token'])} (not shown)" if hub.get("token") else \
-        "no token (public datasets only)"
-    access = "gated, " if hub.get("gated") else "private, " if hub.get("private") else ""
-    lines.append(f"- Access: {access}{token}.")
+        lines.append("- " + say("ds_hub_cached", locale, reads=reads, cache=cache))
+    token = say("ds_hub_token", locale, source=esc(hub["token"])) if hub.get("token") \
+        else say("ds_hub_no_token", locale)
+    access = say("ds_hub_gated", locale) if hub.get("gated") else say("ds_hub_private", locale) \
+        if hub.get("private") else ""
+    lines.append("- " + say("ds_hub_access", locale, access=access, token=token))
     return lines
 
 
-def _first_row(info: dict) -> list[str]:
+def _first_row(info: dict, locale: str | None) -> list[str]:
     if not info.get("rows"):
         return []
     first = json.dumps(info["rows"][0], ensure_ascii=False, indent=1)[:1500].replace("```", "'''")
-    return [f"\nFirst row:\n```json\n{first}\n```"]
+    return [f"\n{say('ds_first_row', locale)}\n```json\n{first}\n```"]
 
 
-def inspection_markdown(info: dict) -> str:
+def inspection_markdown(info: dict, locale: str | None = "en") -> str:
     """What the Inspect step found: the format and why, the data file, the image root, the first rows."""
-    hub = hub_lines(info.get("hub"))
+    hub = hub_lines(info.get("hub"), locale)
     if not info.get("format"):
         problems = [Problem(**p) for p in info.get("problems", [])]
-        head = "**The format could not be detected.** Choose it below and map the columns, or fix the file:"
-        text = failure_markdown(ProblemsError(problems)).replace("**Please fix these first:**", head, 1) \
-            if problems else head
+        head = say("ds_undetected", locale)
+        text = failure_markdown(ProblemsError(problems)).replace(PLEASE_FIX, head, 1) if problems else head
         keys = ", ".join(code(k) for k in info.get("keys") or [])
-        return "\n".join([*hub, *([""] if hub else []), text, *([f"\nColumns in the file: {keys}"] if keys else []),
-                          *_first_row(info)])
-    lines = [*hub, *([""] if hub else []), f"**Detected format: {esc(info['title'])}** — {esc(info['reason'])}."]
+        columns = [f"\n{say('ds_file_columns', locale, keys=keys)}"] if keys else []
+        return "\n".join([*hub, *([""] if hub else []), text, *columns, *_first_row(info, locale)])
+    lines = [*hub, *([""] if hub else []),
+             say("ds_detected", locale, title=esc(info["title"]), reason=esc(info["reason"]))]
     if info.get("source_file"):
-        note = f" ({esc(info['source_note'])})" if info.get("source_note") else ""
-        lines.append(f"- Data file: {code(info['source_file'])}{note}")
+        lines.append(_data_file_line(info, locale))
     if info.get("columns"):
         mapped = ", ".join(f"{esc(slot)} ← {code(col)}" for slot, col in info["columns"].items())
-        lines.append(f"- Columns: {mapped}")
+        lines.append("- " + say("ds_columns", locale, mapped=mapped))
     others = [c for c in info.get("candidates", []) if c["format"] != info["format"]]
     if others:
-        lines.append("- Also possible: " + ", ".join(esc(c["format"]) for c in others))
+        lines.append("- " + say("ds_also_possible", locale, formats=", ".join(esc(c["format"]) for c in others)))
     if info.get("image_root"):
-        lines.append(f"- Images will be looked up under {code(info['image_root'])}")
-    lines += _first_row(info)
+        lines.append("- " + say("ds_images_under", locale, root=code(info["image_root"])))
+    lines += _first_row(info, locale)
     for p in info.get("problems", [])[:5]:
         lines.append(_problem_line(p))
     return "\n".join(lines)
 
 
-def stats_markdown(stats: DatasetStats) -> str:
+def stats_markdown(stats: DatasetStats, locale: str | None = "en") -> str:
     lengths = stats.lengths
-    lines = [f"**{stats.rows:,} training rows**" + (f" (+{stats.rows_eval:,} for evaluation)" if stats.rows_eval
-                                                   else "")
-             + f", {stats.turns:,} answers to learn (up to {stats.max_turns} per row), "
-               f"{stats.images:,} images ({stats.distinct_images:,} distinct; {stats.rows_with_images:,} rows "
-               f"have any).",
-             f"- Tokens with {code(stats.model)}"
-             + (f" over the first {stats.tokenized:,} rows" if stats.tokenized < stats.rows else "")
-             + (": min {min:,} · median {median:,.0f} · p95 {p95:,.0f} · max {max:,}".format(**lengths)
-                if lengths else ": none could be counted")]
+    shown = {"min": f"{lengths['min']:,}", "median": f"{lengths['median']:,.0f}", "p95": f"{lengths['p95']:,.0f}",
+             "max": f"{lengths['max']:,}"} if lengths else {}
+    lines = [say("ds_stats_head", locale, rows=f"{stats.rows:,}",
+                 eval=say("ds_stats_eval", locale, n=f"{stats.rows_eval:,}") if stats.rows_eval else "",
+                 turns=f"{stats.turns:,}", max_turns=stats.max_turns, images=f"{stats.images:,}",
+                 distinct=f"{stats.distinct_images:,}", with_images=f"{stats.rows_with_images:,}"),
+             "- " + say("ds_stats_tokens", locale, model=code(stats.model),
+                        over=say("ds_stats_over", locale, n=f"{stats.tokenized:,}")
+                        if stats.tokenized < stats.rows else "",
+                        lengths=say("ds_stats_lengths", locale, **shown) if lengths
+                        else say("ds_stats_uncounted", locale))]
     if stats.total_tokens:
-        lines.append(f"- The loss trains on {stats.trained_tokens:,} of {stats.total_tokens:,} tokens kept "
-                     f"({100 * stats.trained_tokens / stats.total_tokens:.0f}%): the assistant's answers.")
+        lines.append("- " + say("ds_stats_loss", locale, trained=f"{stats.trained_tokens:,}",
+                                total=f"{stats.total_tokens:,}",
+                                percent=f"{100 * stats.trained_tokens / stats.total_tokens:.0f}"))
     cut = "⚠️ " if stats.truncated else "✅ "
-    lines.append(f"- {cut}Max length {stats.max_length:,} cuts **{stats.truncated:,}** rows; "
-                 f"**{stats.untrainable:,}** would have nothing left to learn (or a cut image) and are skipped "
-                 "by the trainer.")
+    lines.append(f"- {cut}" + say("ds_stats_cuts", locale, max_length=f"{stats.max_length:,}",
+                                  truncated=f"{stats.truncated:,}", untrainable=f"{stats.untrainable:,}"))
     if stats.unencodable:
-        lines.append(f"- ❌ {stats.unencodable:,} rows cannot be rendered by this model's chat template: "
-                     f"{esc(stats.encode_problem)}")
+        lines.append("- ❌ " + say("ds_stats_unencodable", locale, n=f"{stats.unencodable:,}",
+                                   problem=esc(stats.encode_problem)))
     if stats.duplicates or stats.conflicting:
         examples = ", ".join(f"{code(a)} = {code(b)}" for a, b in stats.duplicate_examples)
-        lines.append(f"- ⚠️ {stats.duplicates:,} duplicate rows" + (f" (e.g. {examples})" if examples else "")
-                     + (f"; {stats.conflicting:,} rows repeat an earlier prompt with a different answer"
-                        if stats.conflicting else "") + ".")
+        lines.append("- ⚠️ " + say(
+            "ds_stats_duplicates", locale, n=f"{stats.duplicates:,}",
+            examples=say("ds_stats_examples", locale, examples=examples) if examples else "",
+            conflicting=say("ds_stats_conflicting", locale, n=f"{stats.conflicting:,}") if stats.conflicting else ""))
     else:
-        lines.append("- No duplicate rows.")
+        lines.append("- " + say("ds_stats_no_duplicates", locale))
     return "\n".join(lines)
 
 
@@ -211,16 +239,14 @@ def conversation_frame(row: PreviewRow | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["role", "text"])
 
 
-def preview_info(row: PreviewRow, rows_label: str = "") -> str:
+def preview_info(row: PreviewRow, rows_label: str = "", locale: str | None = "en") -> str:
     if row.problem:
-        return f"❌ Row {row.index} ({code(row.id)}): {esc(row.problem)}"
-    parts = [f"Row **{row.index}** {rows_label}({code(row.id)}): {row.length:,} tokens, **{row.trained:,} trained** "
-             f"(highlighted), {row.kept - row.trained:,} masked"]
-    if row.truncated:
-        parts.append(f", ⚠️ {row.length - row.kept:,} cut by max length {row.max_length:,}")
-    if not row.trainable:
-        parts.append(" — ❌ the trainer skips this row: nothing left to learn or an image cut in half")
-    return "".join(parts) + "."
+        return "❌ " + say("ds_preview_problem", locale, index=row.index, id=code(row.id), problem=esc(row.problem))
+    cut = say("ds_preview_cut", locale, n=f"{row.length - row.kept:,}", max_length=f"{row.max_length:,}") \
+        if row.truncated else ""
+    return say("ds_preview_row", locale, index=row.index, label=rows_label, id=code(row.id), length=f"{row.length:,}",
+               trained=f"{row.trained:,}", masked=f"{row.kept - row.trained:,}", cut=cut,
+               skipped="" if row.trainable else say("ds_preview_skipped", locale))
 
 
 def highlighted(row: PreviewRow | None) -> list[tuple[str, str | None]]:

@@ -21,14 +21,12 @@ from webui.dataset_form import (
     request_of,
     with_slot_parameters,
 )
-from webui.i18n import t, text
-from webui.messages import failure_markdown
+from webui.i18n import WITH_LOCALE_JS, say, t, text
 
 THUMBNAIL_PX = 160
 ROW_IMAGE_PX = 480
 __all__ = ["SLOTS", "build"]
 REQUIRED_OF = {f["name"]: f["required"] for f in FORMATS}
-NOT_REGISTERED = "\n\nNothing was registered."
 DEFAULT_MAX_LENGTH = next(f.default for f in TrainConfig.fields() if f.name == "max_length")
 PROGRESS = gr.Progress()  # the default Gradio replaces with a live progress bar per call
 COLOURS = {"trained": "#22c55e", "masked": "#e5e7eb", "cut": "#f87171"}
@@ -77,7 +75,9 @@ def _thumbnail(path: Path, size: int = THUMBNAIL_PX) -> Any:
         return img
 
 
-def build(studio: Studio) -> dict[str, Any]:
+def build(studio: Studio, locale: gr.Textbox, switch: gr.Radio | None = None) -> dict[str, Any]:
+    """The Datasets tab; ``locale`` is the app's input that events fill with the page's language (WITH_LOCALE_JS),
+    ``switch`` the language switch, after which the table and the row preview are drawn again in its language."""
     gr.Markdown(t("ds_add"))
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
@@ -153,8 +153,11 @@ def build(studio: Studio) -> dict[str, Any]:
                               show_inline_category=False)
     legacy = gr.Button(visible=False)
 
-    def listing() -> pd.DataFrame:
-        return views.dataset_table(studio.list_datasets())
+    def listing(language: str | None = "en") -> pd.DataFrame:
+        return views.dataset_table(studio.list_datasets(), language)
+
+    def not_registered(e: BaseException, language: str | None) -> str:
+        return f"{views.failure_text(e, language)}\n\n{say('ds_not_registered', language)}"
 
     hub = source.hub_inputs()
     sources = [files, server_path, data_file, fmt, image_root, eval_ratio, eval_path, eval_file, detected, encoding,
@@ -163,39 +166,42 @@ def build(studio: Studio) -> dict[str, Any]:
 
     def do_inspect(paths: list[str] | None, path: str, data: str, chosen_format: str, root: str,
                    text_encoding: str = "utf-8", hub_id: str = "", config: str = "", split: str = "",
-                   revision: str = "", row_limit: float = 0, stream: bool = False, kind: str = "") -> tuple:
+                   revision: str = "", row_limit: float = 0, stream: bool = False, kind: str = "",
+                   locale: str | None = "en") -> tuple:
         request = request_of(paths, path, data, chosen_format, root, encoding=text_encoding,
                              hub=(hub_id, config, split, revision, row_limit, stream, kind))
         try:
             info = studio.inspect_dataset(request)
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
-            return (failure_markdown(e), gr.update(choices=format_menu()), {}, *slot_updates(None, [], {}))
+            return (views.failure_text(e, locale), gr.update(choices=format_menu()), {},
+                    *slot_updates(None, [], {}))
         found = info.get("format")
         state = {"format": found, "columns": dict(info.get("columns") or {})} if found else {}
         menu = format_menu(None if chosen_format else found)
-        return (views.inspection_markdown(info), gr.update(choices=menu),
+        return (views.inspection_markdown(info, locale), gr.update(choices=menu),
                 state, *slot_updates(chosen_format or found, info.get("keys") or [], info.get("columns") or {}))
 
     @with_slot_parameters
     def do_validate(paths: list[str] | None, path: str, data: str, chosen_format: str, root: str, ratio: float,
                     eval_text: str, eval_upload: str | None, found: dict, text_encoding: str = "utf-8",
                     hub_id: str = "", config: str = "", split: str = "", revision: str = "", row_limit: float = 0,
-                    stream: bool = False, kind: str = "", progress: gr.Progress = PROGRESS, *slots: str) -> str:
+                    stream: bool = False, kind: str = "", progress: gr.Progress = PROGRESS, *slots: str,
+                    locale: str | None = "en") -> str:
         try:
             request = request_of(paths, path, data, chosen_format, root, ratio, eval_text, eval_upload, found, slots,
                                  hub=(hub_id, config, split, revision, row_limit, stream, kind),
                                  encoding=text_encoding)
             summary = studio.validate_dataset(request, lambda f, m: progress(f, desc=m))
         except Exception as e:  # noqa: BLE001
-            return failure_markdown(e)
-        return views.report_markdown(summary)
+            return views.failure_text(e, locale)
+        return views.report_markdown(summary, locale=locale)
 
     @with_slot_parameters
     def do_import(paths: list[str] | None, path: str, data: str, dataset_name: str, chosen_format: str, root: str,
                   ratio: float, eval_text: str, eval_upload: str | None, found: dict, text_encoding: str = "utf-8",
                   hub_id: str = "", config: str = "", split: str = "", revision: str = "", row_limit: float = 0,
                   stream: bool = False, kind: str = "", progress: gr.Progress = PROGRESS,
-                  *slots: str) -> tuple[str, pd.DataFrame, Any, bool]:
+                  *slots: str, locale: str | None = "en") -> tuple[str, pd.DataFrame, Any, bool]:
         try:
             request = request_of(paths, path, data, chosen_format, root, ratio, eval_text, eval_upload, found, slots,
                                  hub=(hub_id, config, split, revision, row_limit, stream, kind),
@@ -203,58 +209,60 @@ def build(studio: Studio) -> dict[str, Any]:
             record, summary = studio.register_dataset(request, dataset_name or "",
                                                       lambda f, m: progress(f, desc=m))
         except Exception as e:  # noqa: BLE001
-            return failure_markdown(e) + NOT_REGISTERED, listing(), gr.update(), False
-        return (views.report_markdown(summary, record.name), listing(),
+            return not_registered(e, locale), listing(locale), gr.update(), False
+        return (views.report_markdown(summary, record.name, locale), listing(locale),
                 names_update(studio, record.name), True)
 
-    def do_register(paths: list[str] | None, dataset_name: str) -> tuple[str, pd.DataFrame, Any, bool]:
+    def do_register(paths: list[str] | None, dataset_name: str,
+                    locale: str | None = "en") -> tuple[str, pd.DataFrame, Any, bool]:
         try:
             record, summary = studio.register_upload([Path(p) for p in paths or []], dataset_name or "")
         except Exception as e:  # noqa: BLE001
-            return failure_markdown(e) + NOT_REGISTERED, listing(), gr.update(), False
-        return (views.report_markdown(summary, record.name), listing(),
+            return not_registered(e, locale), listing(locale), gr.update(), False
+        return (views.report_markdown(summary, record.name, locale), listing(locale),
                 names_update(studio, record.name), True)
 
-    def do_rename(current: str, wanted: str) -> tuple[str, pd.DataFrame, Any, str]:
+    def do_rename(current: str, wanted: str, locale: str | None = "en") -> tuple[str, pd.DataFrame, Any, str]:
         try:
             record = studio.rename_dataset(current or "", wanted or "")
         except Exception as e:  # noqa: BLE001
-            return failure_markdown(e), listing(), gr.update(), wanted
-        return (f"✏️ Renamed **{views.esc(current)}** to **{views.esc(record.name)}**.", listing(),
+            return views.failure_text(e, locale), listing(locale), gr.update(), wanted
+        return (say("ds_renamed", locale, old=views.esc(current), new=views.esc(record.name)), listing(locale),
                 names_update(studio, record.name), "")
 
-    def delete_prompt(current: str) -> tuple[Any, str]:
+    def delete_prompt(current: str, locale: str | None = "en") -> tuple[Any, str]:
         """Ask before deleting, naming the runs that trained on the dataset (their results stay; resuming them or
         evaluating them on this dataset will not work any more)."""
         if not current:
-            return gr.update(visible=False), "Choose a dataset first."
+            return gr.update(visible=False), say("ds_choose_first", locale)
         users = studio.dataset_users(current)
-        text = f"Delete **{views.esc(current)}** and its files?"
+        parts = [say("ds_delete_ask", locale, name=views.esc(current))]
         if users:
             named = ", ".join(f"{r.id} ({views.esc(r.name)}, {r.status})" for r in users[:8])
-            more = f" and {len(users) - 8} more" if len(users) > 8 else ""
-            text += (f"\n\n⚠️ {views.plural(len(users), 'run')} trained on it: {named}{more}. Their results stay, "
-                     "but they cannot be resumed, and cannot be evaluated on this dataset any more.")
-        return gr.update(visible=True), text + "\n\nPress **Really delete** to confirm."
+            more = say("ds_delete_more", locale, n=len(users) - 8) if len(users) > 8 else ""
+            parts.append(views.counted("ds_delete_users", len(users), locale, runs=named, more=more))
+        parts.append(say("ds_delete_confirm", locale, button=say("ds_really_delete", locale)))
+        return gr.update(visible=True), "\n\n".join(parts)
 
-    def do_delete(current: str) -> tuple[str, pd.DataFrame, Any, Any]:
+    def do_delete(current: str, locale: str | None = "en") -> tuple[str, pd.DataFrame, Any, Any]:
         try:
             record = studio.delete_dataset(current or "")
         except Exception as e:  # noqa: BLE001
-            return failure_markdown(e), listing(), gr.update(), gr.update(visible=False)
-        return (f"🗑️ Deleted **{views.esc(record.name)}** and its files ({views.plural(record.rows, 'row')}).",
-                listing(), names_update(studio), gr.update(visible=False))
+            return views.failure_text(e, locale), listing(locale), gr.update(), gr.update(visible=False)
+        return (say("ds_deleted", locale, name=views.esc(record.name), rows=views.counted("ds_n_row", record.rows,
+                                                                                            locale)),
+                listing(locale), names_update(studio), gr.update(visible=False))
 
-    def do_stats(dataset_name: str, model_name: str, limit: float | None,
-                 progress: gr.Progress = PROGRESS) -> tuple[str, Any]:
+    def do_stats(dataset_name: str, model_name: str, limit: float | None, progress: gr.Progress = PROGRESS,
+                 locale: str | None = "en") -> tuple[str, Any]:
         try:
             stats = studio.dataset_stats(dataset_name or "", model_name or "", int(limit or 0),
                                          lambda f, m: progress(f, desc=m))
         except Exception as e:  # noqa: BLE001
-            return failure_markdown(e), None
+            return views.failure_text(e, locale), None
         # A plain frame, always with both series: Gradio 6 draws nothing after a gr.BarPlot(...) update, or after
         # starting from an empty frame, and keeps the series a coloured plot first saw.
-        return views.stats_markdown(stats), views.histogram_frame(stats)
+        return views.stats_markdown(stats, locale), views.histogram_frame(stats)
 
     def do_preview(dataset_name: str) -> tuple[list, pd.DataFrame]:
         if not dataset_name:
@@ -271,21 +279,28 @@ def build(studio: Studio) -> dict[str, Any]:
             table_rows.append({"row": index, "id": s.id, "images": len(s.images), "conversation": dialogue})
         return pictures, pd.DataFrame(table_rows, columns=["row", "id", "images", "conversation"])
 
-    def do_row(dataset_name: str, index: float | None, model_name: str, limit: float | None) -> tuple:
+    def do_row(dataset_name: str, index: float | None, model_name: str, limit: float | None,
+               locale: str | None = "en") -> tuple:
         empty = ([], views.conversation_frame(None), [], "")
         if not dataset_name:
             return empty
         try:
             preview = studio.preview_row(dataset_name, int(index or 0), model_name or "", int(limit or 0))
         except Exception as e:  # noqa: BLE001
-            return [], views.conversation_frame(None), [], failure_markdown(e)
+            return [], views.conversation_frame(None), [], views.failure_text(e, locale)
         pictures = [(_thumbnail(p, ROW_IMAGE_PX), p.name) for p in preview.images if p.is_file()]
-        return pictures, views.conversation_frame(preview), views.highlighted(preview), views.preview_info(preview)
+        return (pictures, views.conversation_frame(preview), views.highlighted(preview),
+                views.preview_info(preview, locale=locale))
 
-    def on_load(_current: str | None) -> tuple:
+    def on_load(_current: str | None, language: str | None = "en") -> tuple:
         update = names_update(studio)  # the newest dataset: the one just added, most likely
-        return (update, listing(), *do_preview(update["value"]),
-                *do_row(update["value"], 0, TINY_MODEL, DEFAULT_MAX_LENGTH))
+        return (update, listing(language), *do_preview(update["value"]),
+                *do_row(update["value"], 0, TINY_MODEL, DEFAULT_MAX_LENGTH, language))
+
+    def redraw(dataset_name: str, index: float | None, model_name: str, limit: float | None,
+               language: str | None) -> tuple:
+        """After a language switch: the table and the row preview in the language chosen."""
+        return listing(language), *do_row(dataset_name, index, model_name, limit, language)
 
     def clear_uploads(done: bool) -> tuple[Any, Any]:
         """Once registered, the upload boxes empty, so the next Inspect reads the next files, not these."""
@@ -294,31 +309,42 @@ def build(studio: Studio) -> dict[str, Any]:
     def pick_row(event: gr.SelectData) -> int:
         return int(event.index[0]) if isinstance(event.index, (list, tuple)) else int(event.index)
 
-    inspect_button.click(do_inspect, inspect_inputs, [inspection, fmt, detected, *slot_boxes],
-                         api_name="inspect_dataset")
-    fmt.input(do_inspect, inspect_inputs, [inspection, fmt, detected, *slot_boxes], api_visibility="private")
-    validate.click(do_validate, sources, [report], api_name="validate_dataset")
+    # Every event that draws a message ends its inputs with the locale box, which WITH_LOCALE_JS fills with the page's
+    # language; through the API it is an optional last parameter (English when left out).
+    page = {"js": WITH_LOCALE_JS}
+    inspect_button.click(do_inspect, [*inspect_inputs, locale], [inspection, fmt, detected, *slot_boxes],
+                         api_name="inspect_dataset", **page)
+    fmt.input(do_inspect, [*inspect_inputs, locale], [inspection, fmt, detected, *slot_boxes],
+              api_visibility="private", **page)
+    validate.click(do_validate, [*sources, locale], [report], api_name="validate_dataset", **page)
     register.click(do_import, [files, server_path, data_file, name, fmt, image_root, eval_ratio, eval_path, eval_file,
-                               detected, encoding, *hub, *slot_boxes], [report, table, chosen, registered],
-                   api_name="import_dataset").then(clear_uploads, registered, [files, eval_file],
-                                                   api_visibility="private")
-    legacy.click(do_register, [files, name], [report, table, chosen, registered], api_name="register_dataset").then(
-        clear_uploads, registered, [files, eval_file], api_visibility="private")
-    rename.click(do_rename, [chosen, new_name], [action, table, chosen, new_name], api_name="rename_dataset")
-    delete.click(delete_prompt, chosen, [confirm, action], api_name="delete_dataset_prompt")
-    confirm.click(do_delete, chosen, [action, table, chosen, confirm], api_name="delete_dataset")
-    compute.click(do_stats, [chosen, model, max_length], [stats_text, lengths], api_name="dataset_stats")
+                               detected, encoding, *hub, *slot_boxes, locale], [report, table, chosen, registered],
+                   api_name="import_dataset", **page).then(clear_uploads, registered, [files, eval_file],
+                                                           api_visibility="private")
+    legacy.click(do_register, [files, name, locale], [report, table, chosen, registered], api_name="register_dataset",
+                 **page).then(clear_uploads, registered, [files, eval_file], api_visibility="private")
+    rename.click(do_rename, [chosen, new_name, locale], [action, table, chosen, new_name], api_name="rename_dataset",
+                 **page)
+    delete.click(delete_prompt, [chosen, locale], [confirm, action], api_name="delete_dataset_prompt", **page)
+    confirm.click(do_delete, [chosen, locale], [action, table, chosen, confirm], api_name="delete_dataset", **page)
+    compute.click(do_stats, [chosen, model, max_length, locale], [stats_text, lengths], api_name="dataset_stats",
+                  **page)
     row_outputs = [row_images, conversation, seen, row_text]
+    row_inputs = [chosen, row, model, max_length, locale]
     chosen.change(do_preview, chosen, [gallery, rows], api_name="preview_dataset").then(
         lambda: (0, text("ds_stats_hint"), None), None, [row, stats_text, lengths], api_visibility="private").then(
-        do_row, [chosen, row, model, max_length], row_outputs, api_visibility="private")
-    gr.on([row.submit, max_length.submit, model.input], do_row, [chosen, row, model, max_length], row_outputs,
-          api_name="preview_row")
+        do_row, row_inputs, row_outputs, api_visibility="private", **page)
+    gr.on([row.submit, max_length.submit, model.input], do_row, row_inputs, row_outputs, api_name="preview_row",
+          **page)
     previous.click(lambda i: max(int(i or 0) - 1, 0), row, row, api_visibility="private").then(
-        do_row, [chosen, row, model, max_length], row_outputs, api_visibility="private")
+        do_row, row_inputs, row_outputs, api_visibility="private", **page)
     following.click(lambda i: int(i or 0) + 1, row, row, api_visibility="private").then(
-        do_row, [chosen, row, model, max_length], row_outputs, api_visibility="private")
+        do_row, row_inputs, row_outputs, api_visibility="private", **page)
     rows.select(pick_row, None, row, api_visibility="private").then(
-        do_row, [chosen, row, model, max_length], row_outputs, api_visibility="private")
-    on_page_load = (on_load, [chosen], [chosen, table, gallery, rows, *row_outputs])
+        do_row, row_inputs, row_outputs, api_visibility="private", **page)
+    if switch is not None:  # its value is the language chosen, so it stands in for the page's locale
+        switch.change(redraw, [chosen, row, model, max_length, switch], [table, *row_outputs],
+                      api_visibility="private", show_progress="hidden")
+    # The app loads it with WITH_LOCALE_JS, so the last input is the page's language.
+    on_page_load = (on_load, [chosen, locale], [chosen, table, gallery, rows, *row_outputs])
     return {"chosen": chosen, "table": table, "preview": on_page_load}
