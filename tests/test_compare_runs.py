@@ -98,3 +98,46 @@ def test_ab_chat_names_what_is_missing(trained) -> None:
     assert {p.field for p in raised.value.problems} == {"models", "question"}
     choices = [value for _, value in studio.ab_chat_choices([lora.run.id])]
     assert choices[0] == f"run:{lora.run.id}" and choices[-1] == lora.run.model
+
+
+def test_each_model_goes_on_in_its_own_conversation(trained, monkeypatch) -> None:
+    from core.chat import ChatService
+
+    studio, lora, lisa = trained
+    question, image = question_and_image(trained)
+    choices = [f"run:{lora.run.id}", f"run:{lisa.run.id}"]
+    first = list(studio.ab_chat_stream(choices, question, image, max_new_tokens=6, card="80"))[-1]
+    assert first.done and all(a.strip() for a in first.answers)
+
+    asked: dict[str, tuple[list[tuple[str, str]], list[Path]]] = {}
+    stream = ChatService.stream
+
+    def spy(self, choice, messages, images, **kwargs):
+        asked[choice] = ([(m.role, m.content) for m in messages], list(images))
+        return stream(self, choice, messages, images, **kwargs)
+
+    monkeypatch.setattr(ChatService, "stream", spy)
+    earlier = [{"question": question, "image": str(image), "answers": list(first.answers)}]
+    second = list(studio.ab_chat_stream(choices, "And the shape?", None, max_new_tokens=6, card="80",
+                                        earlier=earlier))[-1]
+    assert second.done and all(a.strip() for a in second.answers), second.errors
+    for choice, answer in zip(choices, first.answers, strict=True):  # its own answer, never the other's
+        assert asked[choice] == ([("user", f"<image>\n{question}"), ("assistant", answer),
+                                  ("user", "And the shape?")], [image])
+
+    with pytest.raises(ProblemsError, match="other models; start a new conversation"):
+        list(studio.ab_chat_stream([*choices, lora.run.model], "Again?", earlier=earlier))
+
+
+def test_a_model_that_failed_a_turn_goes_on_without_it() -> None:
+    from core.compare.ab_chat import ABTurn, conversation
+
+    turns = [ABTurn("What is it?", "/img/a.png", ["a cat", None]), ABTurn("And now?", "/img/b.png", ["a dog", "x"])]
+    messages, images = conversation(turns, 1, "Colour?", None)
+    assert [(m.role, m.content) for m in messages] == [("user", "<image>\nAnd now?"), ("assistant", "x"),
+                                                       ("user", "Colour?")]
+    assert images == [Path("/img/b.png")]
+    messages, images = conversation(turns, 0, "Colour?", Path("/img/c.png"))
+    assert [m.content for m in messages] == ["<image>\nWhat is it?", "a cat", "<image>\nAnd now?", "a dog",
+                                             "<image>\nColour?"]
+    assert images == [Path("/img/a.png"), Path("/img/b.png"), Path("/img/c.png")]

@@ -52,6 +52,15 @@ def tolerant_image(**kwargs: Any) -> gr.Image:
 BUILDING = "Building **{model}** first (once): see the progress bar."
 
 
+def keep_image(folder: Path, picture: str) -> Path:
+    """A copy of an uploaded image in a fresh folder under ``folder``, with its name (the conversation refers to
+    it); Gradio's upload cache may be cleaned while a conversation goes on."""
+    kept = folder / uuid.uuid4().hex[:12] / (Path(picture).name or "image.png")
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(picture, kept)
+    return kept
+
+
 def new_state() -> dict[str, Any]:
     return {"messages": [], "images": [], "last_image": None}
 
@@ -96,10 +105,7 @@ def build(studio: Studio) -> dict[str, Any]:
         images = list(st["images"])
         kept = None
         if picture and picture != st["last_image"]:
-            # Keep our own copy: Gradio's upload cache may be cleaned while the conversation goes on.
-            kept = chat_images / uuid.uuid4().hex[:12] / (Path(picture).name or "image.png")  # its name, for messages
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(picture, kept)
+            kept = keep_image(chat_images, picture)
             images.append(str(kept))
             content = f"{IMAGE_PLACEHOLDER}\n{text}"
         messages = [Message(m["role"], m["content"]) for m in st["messages"]] + [Message("user", content)]

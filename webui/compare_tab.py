@@ -4,7 +4,6 @@ colour, the config diff, CSV and PNG downloads, and A/B chat with their checkpoi
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
@@ -13,13 +12,12 @@ import pandas as pd
 from core.compare.curves import CHARTS, MAX_SMOOTHING, X_AXES, chart_rows
 from core.compare.summary import BEST_MARK, shown
 from core.studio import Studio
-from webui.chat_tab import tolerant_image
+from webui import ab_chat_panel
 from webui.i18n import LOCALE_ID, say, t, text
 from webui.messages import failure_markdown
 
 PRESELECT = 3  # the newest runs chosen when the tab opens with nothing chosen
 MAX_RUNS = 6
-MAX_AB = 4
 # Chart titles, axes and the summary's column names come from core and stay English, as do A/B chat's plan and
 # failures; the rest follows the page's language.
 Y_TITLES = {"loss": "loss", "eval_loss": "eval loss", "memory": "MB", "tokens_per_s": "tokens/s"}
@@ -131,20 +129,7 @@ def build(studio: Studio, opener: Any) -> None:
                         elem_id="compare-downloads")
     export_notice = gr.Markdown()
 
-    gr.Markdown(text("cmp_ab_heading"))
-    with gr.Row():
-        ab_models = gr.Dropdown(label=t("cmp_ab_models"), multiselect=True, max_choices=MAX_AB,
-                                choices=[], scale=3, elem_id="compare-ab-models")
-        ab_image = tolerant_image(label=t("cmp_image"), type="filepath", sources=["upload", "clipboard"], height=160,
-                                  elem_id="compare-ab-image")
-    with gr.Row():
-        ab_question = gr.Textbox(label=t("cmp_question"), placeholder=t("cmp_placeholder"), scale=3)
-        ab_tokens = gr.Slider(8, 256, value=48, step=8, label=t("cmp_max_tokens"), scale=1)
-        ask = gr.Button(t("cmp_ask"), variant="primary", scale=1)
-    ab_plan = gr.Markdown(elem_id="compare-ab-plan")
-    with gr.Row():
-        answers = [gr.Textbox(label=f"{text('cmp_answer')} {i + 1}", lines=5, interactive=False, visible=i < 2,
-                              elem_id=f"compare-ab-answer-{i}") for i in range(MAX_AB)]
+    ab_chat_panel.build(studio, runs)
 
     def show(ids: list[int] | None, x: str, smooth: float, language: str | None = "en") -> tuple:
         if not ids:
@@ -159,10 +144,6 @@ def build(studio: Studio, opener: Any) -> None:
             return failure_markdown(e), "", {}, ""
         return ("", summary_html(comparison, language), charts_data(comparison, x or "step"),
                 diff_html(comparison, language))
-
-    def chat_models(ids: list[int] | None) -> dict:
-        found = studio.ab_chat_choices(list(ids or []))
-        return gr.update(choices=found, value=[value for _, value in found][:3])
 
     def open_tab(ids: list[int] | None) -> dict:
         listed = studio.list_runs()
@@ -184,36 +165,15 @@ def build(studio: Studio, opener: Any) -> None:
         return (gr.update(value=[str(p) for p in paths], visible=True),
                 say("cmp_png_done", language, count=len(paths)))
 
-    def do_ask(choices: list[str] | None, picture: str | None, question: str, tokens: float,
-               ids: list[int] | None) -> Iterator[tuple]:
-        choices = list(choices or [])
-        labels = {value: label for label, value in studio.ab_chat_choices(list(ids or []))}
-        heads = [gr.update(label=labels.get(c, c), value="", visible=True) for c in choices[:MAX_AB]]
-        hidden = [gr.update(value="", visible=False)] * (MAX_AB - len(heads))
-        try:
-            stream = studio.ab_chat_stream(choices, question or "", picture, max_new_tokens=int(tokens))
-            for update in stream:
-                status = "" if update.done else f"\n\n⏳ {update.status}…"
-                texts = [f"⚠️ {update.errors[i]}" if update.errors[i] else update.answers[i]
-                         for i in range(len(update.answers))]
-                yield (update.plan.message + status,
-                       *(gr.update(label=labels.get(c, c), value=answer, visible=True)
-                         for c, answer in zip(choices, texts, strict=True)),
-                       *hidden)
-        except Exception as e:  # noqa: BLE001
-            yield (failure_markdown(e), *heads, *hidden)
-
     def read_locale(triggers: list) -> Any:
         return gr.on(triggers, None, None, locale, js=PAGE_LOCALE_JS, api_visibility="private",
                      show_progress="hidden")
 
     read_locale([runs.change, x_axis.change, smoothing.release]).then(
         show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_name="compare")
-    runs.change(chat_models, runs, ab_models, api_name="ab_chat_models", api_visibility="private")
     gr.on([refresh.click, opener], open_tab, runs, runs, api_visibility="private").then(
         None, None, locale, js=PAGE_LOCALE_JS, api_visibility="private", show_progress="hidden").then(
         show, [runs, x_axis, smoothing, locale], [notice, summary, drawn, diff], api_visibility="private")
     read_locale([export_csv.click]).then(do_csv, [runs, locale], [downloads, export_notice], api_name="compare_csv")
     read_locale([export_png.click]).then(do_png, [runs, x_axis, smoothing, locale], [downloads, export_notice],
                                          api_name="compare_png")
-    ask.click(do_ask, [ab_models, ab_image, ab_question, ab_tokens, runs], [ab_plan, *answers], api_name="ab_chat")

@@ -1,5 +1,6 @@
-"""A/B chat: one image and question to two to four models (runs' results, a base); the estimator decides whether
-they are loaded together (answers generated side by side) or one after another."""
+"""A/B chat: one image and question to two to four models (runs' results, a base), turn after turn, each model
+answering in its own conversation; the estimator decides whether they are loaded together (answers generated side
+by side) or one after another."""
 
 from __future__ import annotations
 
@@ -39,6 +40,43 @@ class ABPlan:
 
 
 @dataclass
+class ABTurn:
+    """An earlier turn of an A/B conversation: the question, the image it brought (if any) and each model's
+    answer, in the order of the models (None where that model failed: the turn is left out of its history)."""
+
+    question: str
+    image: str | None
+    answers: list[str | None]
+
+    @classmethod
+    def of(cls, turn: ABTurn | dict) -> ABTurn:
+        return turn if isinstance(turn, ABTurn) else cls(str(turn["question"]), turn.get("image"),
+                                                         list(turn["answers"]))
+
+
+def conversation(earlier: list[ABTurn], model: int, question: str, image: Path | None
+                 ) -> tuple[list[Message], list[Path]]:
+    """Model ``model``'s own conversation: the earlier turns with its answers, then the new question; the images
+    in the order their placeholders appear."""
+    messages: list[Message] = []
+    images: list[Path] = []
+    for turn in earlier:
+        answer = turn.answers[model]
+        if answer is None:
+            continue
+        content = turn.question
+        if turn.image:
+            content = f"{IMAGE_PLACEHOLDER}\n{content}"
+            images.append(Path(turn.image))
+        messages += [Message("user", content), Message("assistant", answer)]
+    content = question.strip()
+    if image:
+        content = f"{IMAGE_PLACEHOLDER}\n{content}"
+        images.append(Path(image))
+    return [*messages, Message("user", content)], images
+
+
+@dataclass
 class ABUpdate:
     """The answers so far (one per choice, in order), what is happening now, and per-choice errors."""
 
@@ -67,9 +105,12 @@ class ABChat:
     def _service(self) -> ChatService:
         return ChatService(self.paths, self.registry)
 
-    def check(self, choices: list[str], question: str, loading: str) -> list[str]:
+    def check(self, choices: list[str], question: str, loading: str, earlier: list[ABTurn] = ()) -> list[str]:
         chosen = list(dict.fromkeys(c for c in choices if c))
         problems = []
+        if any(len(turn.answers) != len(chosen) for turn in earlier):
+            problems.append(Problem("the conversation so far was with other models; start a new conversation",
+                                    field="models"))
         if not MIN_MODELS <= len(chosen) <= MAX_MODELS:
             problems.append(Problem(f"choose {MIN_MODELS} to {MAX_MODELS} different models (two or three "
                                     f"checkpoints and optionally the base); got {len(chosen)}", field="models"))
@@ -122,12 +163,15 @@ class ABChat:
             self._services = {}
 
     def stream(self, choices: list[str], question: str, image: Path | None = None, *, max_new_tokens: int = 64,
-               temperature: float = 0.0, loading: str = "auto", card: object = None) -> Iterator[ABUpdate]:
-        """Ask every choice the same question about the same image; yields the answers as they grow."""
-        chosen = self.check(choices, question, loading)
+               temperature: float = 0.0, loading: str = "auto", card: object = None,
+               earlier: list[ABTurn | dict] | None = None) -> Iterator[ABUpdate]:
+        """Ask every choice the same question (about the same image, if one is given), each after its own answers
+        to the ``earlier`` turns; yields the answers as they grow."""
+        turns = [ABTurn.of(t) for t in earlier or []]
+        chosen = self.check(choices, question, loading, turns)
         plan = self.plan(chosen, loading, card)
-        content = f"{IMAGE_PLACEHOLDER}\n{question.strip()}" if image else question.strip()
-        messages, images = [Message("user", content)], [Path(image)] if image else []
+        talks = [conversation(turns, i, question, image) for i in range(len(chosen))]
+        messages, images = [m for m, _ in talks], [i for _, i in talks]
         kwargs = {"max_new_tokens": max_new_tokens, "temperature": temperature, "loading": loading}
         update = ABUpdate(plan, [""] * len(chosen), [None] * len(chosen))
         if plan.together:
@@ -137,7 +181,7 @@ class ABChat:
         update.done, update.active, update.status = True, [], "done"
         yield update
 
-    def _one_by_one(self, chosen: list[str], messages: list[Message], images: list[Path], kwargs: dict,
+    def _one_by_one(self, chosen: list[str], messages: list[list[Message]], images: list[list[Path]], kwargs: dict,
                     update: ABUpdate) -> Iterator[ABUpdate]:
         self.release()  # the last together-comparison's models go first
         service = self._service()
@@ -145,7 +189,7 @@ class ABChat:
             update.active, update.status = [i], f"loading and asking model {i + 1} of {len(chosen)}"
             yield update
             try:
-                for text in service.stream(choice, messages, images, **kwargs):
+                for text in service.stream(choice, messages[i], images[i], **kwargs):
                     update.answers[i] = text
                     yield update
             except Exception as e:  # noqa: BLE001 - one model failing leaves the others' answers
@@ -154,7 +198,7 @@ class ABChat:
                 service.release()
             yield update
 
-    def _together(self, chosen: list[str], messages: list[Message], images: list[Path], kwargs: dict,
+    def _together(self, chosen: list[str], messages: list[list[Message]], images: list[list[Path]], kwargs: dict,
                   update: ABUpdate) -> Iterator[ABUpdate]:
         with self._lock:
             for name in [n for n in self._services if n not in chosen]:
@@ -164,7 +208,7 @@ class ABChat:
 
         def ask(i: int) -> None:
             try:
-                for text in services[i].stream(chosen[i], messages, images, **kwargs):
+                for text in services[i].stream(chosen[i], messages[i], images[i], **kwargs):
                     events.put((i, text, None))
             except Exception as e:  # noqa: BLE001 - reported in that model's column
                 events.put((i, None, problem_text(e)))
