@@ -14,11 +14,17 @@ import sys
 if sys.argv[1] == "quiet":
     from core.runs.log_noise import silence_library_noise
     silence_library_noise()
-import bitsandbytes as bnb, torch
+import importlib
+import bitsandbytes as bnb, bitsandbytes.functional as F, torch
 layer = bnb.nn.Linear4bit(64, 64, compute_dtype=torch.float32, quant_type="nf4")
 layer.load_state_dict(torch.nn.Linear(64, 64).state_dict())
 layer = layer.to("cpu")
 layer(torch.randn(2, 64))
+if not F.has_avx512bf16():
+    # bitsandbytes asks for `kernels` only on CPUs with AVX512-BF16, when its CPU ops load: load them again as if
+    # this CPU had it, so the message comes on any machine (no forward after it: those kernels are not for this CPU).
+    F.has_avx512bf16 = lambda: True
+    importlib.reload(importlib.import_module("bitsandbytes.backends.cpu.ops"))
 print("forward done")
 """
 

@@ -80,7 +80,10 @@ def test_vision_tower_matches_onnxruntime_on_new_images(starter_build: dict, sta
     with torch.no_grad():
         got = model.model.vision_tower(pixel_values=pixels).last_hidden_state
     assert got.shape == expected.shape == (5, 65, 384)
-    assert float((got - expected).abs().max()) <= 1e-4
+    # fp32 kernels sum in a CPU's own order (AVX2 and AVX-512 differ): over twelve blocks the outputs, up to about
+    # 11 in size, drift by about 1e-5 of that scale (1.2e-4 on an AVX2 EPYC); a wrong conversion is off by far more.
+    scale = max(1.0, float(expected.abs().max()))
+    assert float((got - expected).abs().max()) <= 3e-5 * scale
 
 
 def test_language_model_matches_the_gguf_model_and_keeps_its_chat_format(starter_build: dict, starter_wheels: Path,

@@ -64,6 +64,8 @@ RUNS_LOSS_CHART = "Loss: training"
 ANSWERED = ("turns => [0, 1, 2].every(i => { const a = [...document.querySelectorAll(`#compare-ab-answer-${i} "
             "[data-testid=\"bot\"]`)]; return a.length === turns && a.every(m => m.innerText.trim().length > 0); })")
 
+ASKED = "document.querySelector('#compare-ab-question textarea').value === ''"
+
 
 def line_points(chart) -> int:
     """How many points the longest line of a chart (a locator) has, read from its drawn SVG paths."""
@@ -154,12 +156,12 @@ def test_compare_lora_qlora_lisa(page, studio_server, tmp_path: Path, monkeypatc
     page.get_by_role("button", name="Ask them all").click()
     plan = page.locator("#compare-ab-plan")
     plan.get_by_text("fit together").wait_for(timeout=60_000)
-    page.wait_for_function(ANSWERED, arg=1, timeout=60_000)
-    page.wait_for_function("document.querySelector('#compare-ab-question textarea').value === ''",
-                           timeout=20_000)  # once all have answered, the box is free for the next question
+    page.wait_for_function(ASKED, timeout=90_000)  # once all have answered, the box is free for the next question
+    page.wait_for_function(ANSWERED, arg=1, timeout=10_000)
     page.get_by_label("Question").fill("And its shape?")  # a follow-up: each model goes on in its own column
     page.get_by_role("button", name="Ask them all").click()
     page.wait_for_function(ANSWERED, arg=2, timeout=60_000)
+    page.wait_for_function(ASKED, timeout=90_000)
     for i in range(3):
         asked = page.locator(f'#compare-ab-answer-{i} [data-testid="user"]').all_inner_texts()
         assert [q.strip() for q in asked] == ["What colour is it?", "And its shape?"]
