@@ -46,7 +46,7 @@ def build(studio: Studio, runs: gr.Dropdown) -> None:
     with gr.Row():
         question = gr.Textbox(label=t("cmp_question"), placeholder=t("cmp_placeholder"), scale=3,
                               elem_id="compare-ab-question")
-        tokens = gr.Slider(8, 256, value=48, step=8, label=t("cmp_max_tokens"), scale=1)
+        tokens = gr.Slider(8, 256, value=48, step=8, label=t("cmp_max_tokens"), scale=1, elem_id="compare-ab-tokens")
         with gr.Column(scale=1, min_width=160):
             ask = gr.Button(t("cmp_ask"), variant="primary")
             restart = gr.Button(t("cmp_ab_new"), size="sm")

@@ -153,6 +153,9 @@ def test_compare_lora_qlora_lisa(page, studio_server, tmp_path: Path, monkeypatc
     image = next((ROOT / "assets" / "sample_dataset" / "images").glob("*.png"))
     page.locator("#compare-ab-image input[type=file]").set_input_files(str(image))
     page.get_by_label("Question").fill("What colour is it?")
+    tokens = page.locator("#compare-ab-tokens input[type=number]")
+    tokens.fill("16")  # short answers: the test reads that they come, not what they say
+    tokens.press("Enter")
     page.get_by_role("button", name="Ask them all").click()
     plan = page.locator("#compare-ab-plan")
     plan.get_by_text("fit together").wait_for(timeout=60_000)
