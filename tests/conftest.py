@@ -17,6 +17,19 @@ os.environ["STUDIO_PROGRESS_SECONDS"] = "0"
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+# The longest files (minutes each on 2 cores), longest first: xdist hands out whole files in this order
+# (--no-loadscope-reorder), so no long file starts last while the other worker sits idle.
+LONGEST_FIRST = ("test_starter_vlm.py", "browser/test_compare_flow.py", "test_resume.py", "test_app_e2e.py",
+                 "test_multi_process.py", "test_stop_resume.py", "test_sharded_checkpoint.py",
+                 "test_checkpoint_integrity.py", "test_run_survival.py", "test_launcher.py", "test_quick_start.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = Path(str(item.fspath)).relative_to(ROOT / "tests").as_posix()
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the files' own order, and every other file's, stays as collected
 
 
 @pytest.fixture(scope="session")
