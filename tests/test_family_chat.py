@@ -120,7 +120,9 @@ def test_an_adapter_run_chats_on_a_4bit_base_when_chosen(chat: ChatService, fami
     assert not any(isinstance(m, bnb.nn.Linear4bit) for m in chat._loaded.model.modules())
 
 
-def test_the_chat_estimate_counts_the_chosen_bits_and_the_runs_training_now(studio, tmp_path: Path) -> None:
+def test_the_chat_estimate_counts_the_chosen_bits_and_the_jobs_holding_the_gpu(studio, tmp_path: Path) -> None:
+    from webui.chat_tab import memory_markdown
+
     folder = tmp_path / "qwen"
     folder.mkdir()
     configs = Path(__file__).parent / "fixtures" / "model_configs"
@@ -134,3 +136,11 @@ def test_the_chat_estimate_counts_the_chosen_bits_and_the_runs_training_now(stud
     beside = studio.chat_memory(str(folder), "half", "24")
     assert beside["runs"] == [run_id] and beside["training_gb"] == 12.0 and beside["verdict"] == "will not fit"
     assert studio.chat_memory(str(folder), "4bit", "24")["verdict"] == "fits"
+    eval_id = studio.registry.create_evaluation(run_id=None, result="", model="tiny", dataset="sample", config={},
+                                                est_total_gb=8.0)
+    studio.registry.set_status(eval_id, "running", kind="eval")  # an evaluation holds the GPU as a run does
+    both = studio.chat_memory(str(folder), "4bit", "24")
+    assert both["evaluations"] == [eval_id] and both["training_gb"] == 20.0 and both["verdict"] != "fits"
+    assert "beside 20.0 GB for the 1 run(s) training and 1 evaluation(s) running now" in memory_markdown(both)
+    assert studio.comparisons.ab.room("24")[1].endswith("beside 20.0 GB for 1 run(s) training and 1 evaluation(s) "
+                                                       "running now")

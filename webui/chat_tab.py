@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from core.chat import CHAT_LOADINGS
+from core.compare.ab_chat import busy_jobs
 from core.datasets.records import IMAGE_PLACEHOLDER, Message
 from core.studio import Studio
 from core.train_config import TINY_MODEL
@@ -19,7 +20,7 @@ from webui.i18n import t
 from webui.messages import failure_markdown
 
 CHAT_FITS = "{icon} Chat needs about {chat} GB on {card}{beside}: {verdict}."
-BESIDE_RUNS = ", beside {gb} GB for the {n} run(s) training now"
+BESIDE_RUNS = ", beside {gb} GB for the {jobs} now"
 VERDICT_ICONS = {"fits": "✅", "tight": "⚠️", "will not fit": "❌"}
 
 
@@ -27,7 +28,8 @@ def memory_markdown(result: dict[str, Any]) -> str:
     """One line: what chat with this model needs, next to the runs training now, on the card in use (or 24 GB)."""
     if not result.get("ok"):
         return f"Memory estimate unavailable: {result.get('reason', '')}"
-    beside = BESIDE_RUNS.format(gb=f"{result['training_gb']:.1f}", n=len(result["runs"])) if result["runs"] else ""
+    busy = busy_jobs(len(result["runs"]), len(result.get("evaluations", [])))
+    beside = BESIDE_RUNS.format(gb=f"{result['training_gb']:.1f}", jobs=busy) if busy else ""
     return CHAT_FITS.format(icon=VERDICT_ICONS[result["verdict"]], chat=f"{result['chat_gb']:.1f}",
                             card=result["card"]["label"], beside=beside, verdict=result["verdict"])
 

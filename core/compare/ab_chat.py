@@ -88,6 +88,12 @@ class ABUpdate:
     active: list[int] = field(default_factory=list)
 
 
+def busy_jobs(runs: int, evaluations: int) -> str:
+    """What holds the GPU, in words: "2 run(s) training", "1 evaluation(s) running", or both."""
+    parts = [f"{runs} run(s) training"] * bool(runs) + [f"{evaluations} evaluation(s) running"] * bool(evaluations)
+    return " and ".join(parts)
+
+
 def problem_text(error: BaseException) -> str:
     if isinstance(error, ProblemsError):
         return "; ".join(str(p) for p in error.problems)
@@ -123,17 +129,19 @@ class ABChat:
         return chosen
 
     def room(self, card: object = None) -> tuple[float, str, float]:
-        """Where the models must fit: (GB, in words, GB already taken by training runs). On CUDA (or for a card
-        named by size) the card beside the runs training now; on a CPU the memory free now."""
+        """Where the models must fit: (GB, in words, GB already taken by training runs and evaluations). On CUDA
+        (or for a card named by size) the card beside the runs training and the evaluations running now; on a CPU
+        the memory free now."""
         if card is None and resolve_device("auto") == "cpu":
             import psutil
 
             free = psutil.virtual_memory().available / GB
             return free, f"{free:.1f} GB of free memory on this machine", 0.0
         chosen = self.memory.card(card)
-        running = [r for r in self.registry.list_runs(("running",)) if r.estimate]
-        training = sum(float(r.estimate["total_gb"]) for r in running)
-        beside = f" beside {training:.1f} GB for {len(running)} run(s) training now" if running else ""
+        running, evaluating = self.memory.gpu_jobs()
+        training = sum(float(j.estimate["total_gb"]) for j in [*running, *evaluating])
+        beside = f" beside {training:.1f} GB for {busy_jobs(len(running), len(evaluating))} now" \
+            if running or evaluating else ""
         return chosen["gb"] - training, f"{chosen['label']} ({chosen['gb']:.1f} GB){beside}", training
 
     def plan(self, choices: list[str], loading: str = "auto", card: object = None) -> ABPlan:

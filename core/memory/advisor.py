@@ -303,8 +303,9 @@ class MemoryAdvisor:
     # --- chat ---------------------------------------------------------------------------------------------
     def chat_estimate(self, model: str, bits: int, card: Any = None) -> dict[str, Any]:
         """Whether chatting with ``model`` (weights at 16, 8 or 4 bits, a CHAT_CONTEXT-token conversation) fits on
-        the card beside the runs training now (their estimates at start): {"ok", "chat_gb", "training_gb",
-        "runs", "total_gb", "card", "verdict"}; or {"ok": False, "reason", "card"}."""
+        the card beside the runs training and the evaluations running now (their estimates at start): {"ok",
+        "chat_gb", "training_gb" (theirs, together), "runs", "evaluations", "total_gb", "card", "verdict"}; or
+        {"ok": False, "reason", "card"}."""
         chosen = self.card(card)
         try:
             arch = self.architecture(model)
@@ -313,12 +314,18 @@ class MemoryAdvisor:
         inputs = MemoryInputs(arch=arch, mode="inference", seq_len=CHAT_CONTEXT, weight_bits=bits,
                               double_quant=bits == 4, weight_bytes=2, compute_bytes=2, method="lora")
         chat_gb = estimate(inputs).total_gb
-        running = [r for r in self.registry.list_runs(("running",)) if r.estimate]
-        training_gb = sum(float(r.estimate["total_gb"]) for r in running)
-        # one CUDA context is enough for the chat process: the runs' estimates already hold their own
+        running, evaluating = self.gpu_jobs()
+        training_gb = sum(float(j.estimate["total_gb"]) for j in [*running, *evaluating])
+        # one CUDA context is enough for the chat process: the jobs' estimates already hold their own
         total = chat_gb + training_gb
         return {"ok": True, "chat_gb": chat_gb, "training_gb": training_gb, "runs": [r.id for r in running],
-                "total_gb": total, "card": chosen, "verdict": verdict(total, chosen["gb"])}
+                "evaluations": [e.id for e in evaluating], "total_gb": total, "card": chosen,
+                "verdict": verdict(total, chosen["gb"])}
+
+    def gpu_jobs(self) -> tuple[list, list]:
+        """The runs training now and the evaluations running now that have an estimate (what holds the GPU)."""
+        return ([r for r in self.registry.list_runs(("running",)) if r.estimate],
+                [e for e in self.registry.list_evaluations(("running",)) if e.estimate])
 
     def eval_estimate(self, weights: list[tuple[str, int]], seq_len: int, batch: int) -> float | None:
         """The peak (GB) of an evaluation that loads each (model, weight bits) in turn, one at a time, and scores
