@@ -141,3 +141,38 @@ def test_a_model_that_failed_a_turn_goes_on_without_it() -> None:
     assert [m.content for m in messages] == ["<image>\nWhat is it?", "a cat", "<image>\nAnd now?", "a dog",
                                              "<image>\nColour?"]
     assert images == [Path("/img/a.png"), Path("/img/b.png"), Path("/img/c.png")]
+
+
+def test_models_load_one_at_a_time_so_no_load_unties_another(studio, monkeypatch) -> None:
+    """transformers swaps PreTrainedModel.tie_weights out during from_pretrained; A/B chat's parallel loads must
+    not overlap, or the swap can stick and every later tied model gets a random head."""
+    import threading
+    import time
+
+    from transformers import AutoModelForImageTextToText, PreTrainedModel
+
+    from core.models.loading import load_model
+
+    real, original = AutoModelForImageTextToText.from_pretrained, PreTrainedModel.tie_weights
+    inside, most = [0], [0]
+    guard = threading.Lock()
+
+    def spy(*args, **kwargs):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.3)  # long enough for the other threads to arrive, were they let in
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    monkeypatch.setattr(AutoModelForImageTextToText, "from_pretrained", spy)
+    path = str(studio.paths.models_dir / "tiny-random-llava")
+    threads = [threading.Thread(target=load_model, args=(path,)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert most[0] == 1 and PreTrainedModel.tie_weights is original

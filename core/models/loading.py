@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,12 @@ def inference_quantization(bits: str, device: str) -> dict[str, Any]:
         bnb_4bit_compute_dtype=compute if device == "cuda" else torch.float32, bnb_4bit_quant_storage=torch.uint8)}
 
 
+# transformers' from_pretrained swaps PreTrainedModel.tie_weights for a no-op on the class while it loads and puts
+# back what it found: two loads at once in one process (A/B chat loads its models in parallel threads) can leave the
+# no-op in place for good, and every later model with tied embeddings gets an untied, random head. One at a time.
+LOAD_LOCK = threading.Lock()
+
+
 def load_model(model_path: str, *, precision: str = "fp32", device: str = "cpu", **kwargs: Any) -> Any:
     """Load the model for training or inference (see ``load_dtype``); a quantized base is placed by bitsandbytes.
 
@@ -186,7 +193,8 @@ def load_model(model_path: str, *, precision: str = "fp32", device: str = "cpu",
     if quantized and device.startswith("cuda"):  # "cuda:N" for rank N's GPU
         kwargs.setdefault("device_map", {"": int(device.partition(":")[2] or 0)})
     auto = AutoModelForImageTextToText if family.vision else AutoModelForCausalLM
-    model = auto.from_pretrained(model_path, dtype=dtype, **kwargs)
+    with LOAD_LOCK:
+        model = auto.from_pretrained(model_path, dtype=dtype, **kwargs)
     if not quantized and "device_map" not in kwargs:
         model.to(device)
     return model

@@ -148,7 +148,10 @@ def build_into(folder: Path, work: Path, report: Progress, index_url: str | None
     check(0.0, "Checking: the saved model reloads and reproduces its sources")
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    saved = AutoModelForImageTextToText.from_pretrained(str(folder), dtype=torch.float32).eval()
+    from core.models.loading import LOAD_LOCK
+
+    with LOAD_LOCK:  # from_pretrained is not safe beside another load in this process (see LOAD_LOCK)
+        saved = AutoModelForImageTextToText.from_pretrained(str(folder), dtype=torch.float32).eval()
     saved_processor = AutoProcessor.from_pretrained(str(folder))
     check(0.3, "Checking: vision tower against onnxruntime")
     vision = vision_difference(saved, saved_processor, onnx_file)

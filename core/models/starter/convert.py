@@ -85,7 +85,10 @@ def load_gguf(folder: Path, filename: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
-    model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=filename, dtype=torch.float32)
+    from core.models.loading import LOAD_LOCK
+
+    with LOAD_LOCK:  # from_pretrained is not safe beside another load in this process (see LOAD_LOCK)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=filename, dtype=torch.float32)
     config = model.config
     found = {k: getattr(config, k) for k in recipe.TEXT}
     if found != recipe.TEXT:
