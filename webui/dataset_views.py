@@ -28,7 +28,7 @@ def counted(key: str, n: int, locale: str | None = "en", **values: object) -> st
 
 def failure_text(error: BaseException, locale: str | None = "en") -> str:
     """failure_markdown with its title in ``locale``; core's messages stay as they are."""
-    return failure_markdown(error).replace(PLEASE_FIX, f"**{say('ds_please_fix', locale)}**", 1)
+    return failure_markdown(error, say("ds_please_fix", locale))
 
 
 def validation_summary(summary: dict, locale: str | None = "en") -> str:

@@ -34,10 +34,11 @@ def problems_markdown(problems: list[Problem], title: str = "Please fix these fi
     return "\n".join(lines)
 
 
-def failure_markdown(error: BaseException) -> str:
-    """A sentence for any exception: problems listed one per line, anything else as its type and message."""
+def failure_markdown(error: BaseException, title: str = "Please fix these first:") -> str:
+    """A sentence for any exception: problems listed one per line under ``title``, anything else as its type and
+    message."""
     if isinstance(error, ProblemsError):
-        return problems_markdown(error.problems)
+        return problems_markdown(error.problems, title)
     if isinstance(error, KeyError):
         return f"❌ {esc(error.args[0] if error.args else error)}"
     return f"❌ {esc(type(error).__name__)}: {esc(error)}"
