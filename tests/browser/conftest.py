@@ -15,6 +15,10 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
+# relabel_tabs marks every tab label with an invisible character once the page-load handler has returned.
+LOADED_JS = ("() => [...document.querySelectorAll('[role=tab]')]"
+             ".some(t => t.textContent.includes('\\u200b') || t.textContent.includes('\\u200c'))")
+
 
 def chromium_path() -> str:
     found = os.environ.get("STUDIO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -68,6 +72,8 @@ def page(browser: object, studio_server: tuple[str, object], request: pytest.Fix
     tab = context.new_page()
     tab.goto(studio_server[0])
     tab.get_by_role("tab", name="Datasets").wait_for()
+    # The page-load handler sets the language switch; a click before it returns would be undone by it.
+    tab.wait_for_function(LOADED_JS, timeout=30_000)
     yield tab
     failed = getattr(request.node, "report_call", None)
     if failed is not None and failed.failed:
