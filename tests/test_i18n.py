@@ -95,3 +95,16 @@ def test_checks_fixed_messages_translate_as_core_says_them(studio) -> None:
     assert shown["model"] == "请选择模型：Hub id、本地文件夹或 tiny-random-llava"
     assert shown["dataset"].startswith("该数据集没有评测划分")
     assert {field: resolve(problem_text(message)) for field, message in said.items()} == said
+
+
+def test_a_tabs_own_catalogue_joins_its_language_and_a_key_in_two_catalogues_is_refused(tmp_path, monkeypatch) -> None:
+    import webui.i18n as i18n_module
+
+    (tmp_path / "en.json").write_text('{"a": "A"}', encoding="utf-8")
+    (tmp_path / "runs.en.json").write_text('{"runs_x": "X"}', encoding="utf-8")
+    (tmp_path / "runs.zh-CN.json").write_text('{"runs_x": "叉"}', encoding="utf-8")
+    monkeypatch.setattr(i18n_module, "CATALOGUE_DIR", tmp_path)
+    assert i18n_module.read_catalogue("en") == {"a": "A", "runs_x": "X"}
+    (tmp_path / "chat.en.json").write_text('{"a": "again"}', encoding="utf-8")
+    with pytest.raises(ValueError, match="chat.en.json: keys already in another en catalogue: a"):
+        i18n_module.read_catalogue("en")

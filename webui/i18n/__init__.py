@@ -1,8 +1,9 @@
 """The interface's languages through Gradio's own i18n: one catalogue per language, looked up by key in the browser.
 
-Adding a string: put ``"key": "English text"`` in en.json and its translation in zh-CN.json, then use ``t("key")`` as a
-component's label/info/value, or ``text("key")`` inside a Markdown string. ``t`` refuses a key en.json lacks, and
-tests/test_i18n.py fails while a key is missing from either catalogue.
+Adding a string: put ``"key": "English text"`` in en.json (or a tab's own <tab>.en.json) and its translation in the
+matching zh-CN catalogue, then use ``t("key")`` as a component's label/info/value, or ``text("key")`` inside a
+Markdown string. ``t`` refuses a key the English catalogues lack, a key in two catalogues of one language is refused
+at import, and tests/test_i18n.py fails while a key is missing from either language.
 
 The browser replaces only the first marker of a string. A message made of several translated parts is resolved on
 the server instead: the event reads the page's language with ``WITH_LOCALE_JS`` (from ``locale_probe``) and the
@@ -25,8 +26,15 @@ CATALOGUE_DIR = Path(__file__).parent
 
 
 def read_catalogue(locale: str) -> dict[str, str]:
-    """One language's strings: webui/i18n/<locale>.json, key to text."""
-    return json.loads((CATALOGUE_DIR / f"{locale}.json").read_text(encoding="utf-8"))
+    """One language's strings, key to text: webui/i18n/<locale>.json and each tab's own <tab>.<locale>.json."""
+    found: dict[str, str] = {}
+    for path in [CATALOGUE_DIR / f"{locale}.json", *sorted(CATALOGUE_DIR.glob(f"*.{locale}.json"))]:
+        strings = json.loads(path.read_text(encoding="utf-8"))
+        twice = sorted(set(strings) & set(found))
+        if twice:
+            raise ValueError(f"{path.name}: keys already in another {locale} catalogue: {', '.join(twice)}")
+        found.update(strings)
+    return found
 
 
 EN_STRINGS = read_catalogue("en")
