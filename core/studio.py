@@ -33,7 +33,7 @@ from core.runs.launcher import Launcher
 from core.runs.log_noise import quiet_tail
 from core.runs.manifest import ResumePoint
 from core.runs.processes import heartbeat_seconds
-from core.runs.queue import JobQueue
+from core.runs.queue import EVAL_WILL_WAIT, JobQueue
 from core.runs.queue_calls import QueueCalls
 from core.store.registry import STORE_ERRORS, DatasetRecord, EvalRecord, Registry, RunRecord
 from core.train_config import STARTER_MODEL, TrainConfig, merge_problems
@@ -64,7 +64,7 @@ class Studio(QueueCalls):
         self.exports = ExportService(self.paths, self.registry)
         self.memory = self.launcher.memory = MemoryAdvisor(self.paths, self.registry)
         self.evals = EvalService(self.paths, self.registry, self.catalog, self.launcher, self.memory)
-        self.queue = JobQueue(self.registry, self.launcher, self.memory)
+        self.queue = JobQueue(self.registry, self.launcher, self.memory, start_eval=self.evals.spawn_recorded)
         self.quick_starts = QuickStarts(self.paths, self.registry, self.catalog, self.queue)  # stages queue up
         self._watchdog_stop = threading.Event()
         self._metrics = MetricsCache()  # the Runs tab polls: parse only what each run appended since
@@ -272,29 +272,34 @@ class Studio(QueueCalls):
         return self.evals.targets()
 
     def check_evaluation(self, target: str, settings: dict[str, Any]) -> tuple[EvalConfig, list[Problem]]:
-        """Every problem with an evaluation of ``target`` ("run:N", "run:N:best" or a base) and its settings,
-        including that it would not fit beside what trains now."""
+        """Every problem with an evaluation of ``target`` ("run:N", "run:N:best" or a base) and its settings; a
+        warning says when it would wait in the queue, not fitting beside what is busy now."""
         config, problems = config_for(target, **settings)
         problems = merge_problems(problems, self.evals.check(config))
         if not any(p.severity == "error" for p in problems):
-            problems += [p for p in [self.queue.evaluation_problem(self.evals.estimate_gb(config))] if p]
+            why = self.queue.evaluation_waits(self.evals.estimate_gb(config))
+            if why:
+                problems.append(Problem(EVAL_WILL_WAIT.format(reason=why), severity="warning"))
         return config, problems
 
-    def start_evaluation(self, target: str, settings: dict[str, Any]) -> int:
-        """Start an evaluation, recorded with its memory estimate; refused while it would share the GPU with
-        training runs (or evaluations) it does not fit beside. Training runs waiting in the queue wait for it."""
+    def submit_evaluation(self, target: str, settings: dict[str, Any]) -> tuple[int, str]:
+        """Record an evaluation with its memory estimate and start it, or, when it does not fit beside the
+        training runs (or evaluations) busy now, let it wait in the job queue until it does; training runs queued
+        after it wait for it. Returns its id and why it waits ("" once started)."""
         config, problems = config_for(target, **settings)
         if problems:
             raise ProblemsError(problems)
         self.evals.check_startable(config)
-        est = self.evals.estimate_gb(config)
-        problem = self.queue.evaluation_problem(est)
-        if problem is not None:
-            raise ProblemsError([problem])
-        return self.evals.start(config, est)
+        eval_id, _ = self.evals.record(config, self.evals.estimate_gb(config))
+        return eval_id, self.queue.submit_evaluation(eval_id)
+
+    def start_evaluation(self, target: str, settings: dict[str, Any]) -> int:
+        """``submit_evaluation``'s id: the evaluation has started, or waits its turn in the queue."""
+        return self.submit_evaluation(target, settings)[0]
 
     def stop_evaluation(self, eval_id: int) -> bool:
-        return self.evals.stop(eval_id)
+        """Stop an evaluation: a waiting one leaves the queue, a running one keeps what it scored and ends."""
+        return self.queue.cancel(int(eval_id), kind="eval") or self.evals.stop(eval_id)
 
     def list_evaluations(self) -> list[EvalRecord]:
         self.launcher.reconcile()

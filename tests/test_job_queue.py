@@ -113,23 +113,24 @@ def record(run_id: int, gb: float | None) -> RunRecord:
     return run
 
 
-def entry(run_id: int, place: int, start_now: bool = False) -> QueueEntry:
-    return QueueEntry(run_id, place, float(place), 0.0, start_now, "")
+def entry(run_id: int, place: int, start_now: bool = False, kind: str = "run") -> QueueEntry:
+    return QueueEntry(kind, run_id, place, float(place), 0.0, start_now, "")
 
 
 def test_the_ordering_rule_starts_the_first_when_idle_and_start_now_only_when_it_fits() -> None:
-    runs = {i: record(i, 2.0) for i in (1, 2, 3)}
+    runs = {("run", i): record(i, 2.0) for i in (1, 2, 3)}
     card = Capacity(10.0, "on a test card (10 GB)")
     start, why = plan([entry(1, 1), entry(2, 2), entry(3, 3)], runs, [], card)
-    assert start == [1]
-    assert why == {2: "next: waiting for run 1 (r1) to finish", 3: "waiting its turn: third in the queue"}
+    assert start == [("run", 1)]
+    assert why == {("run", 2): "next: waiting for run 1 (r1) to finish",
+                   ("run", 3): "waiting its turn: third in the queue"}
     busy = [record(9, 6.0)]
     start, why = plan([entry(1, 1), entry(2, 2, start_now=True)], runs, busy, card)
-    assert start == [2] and list(why) == [1]  # 6 + 2 GB fit under 90% of 10 GB; the first still waits its turn
+    assert start == [("run", 2)] and list(why) == [("run", 1)]  # 6 + 2 GB fit under 90% of 10 GB; 1 waits its turn
     start, why = plan([entry(1, 1), entry(2, 2, start_now=True)], runs, [record(9, 7.5)], card)
-    assert start == [] and "about 9.50 GB" in why[2] and "run 9 7.50 GB, this run 2.00 GB" in why[2]
-    start, why = plan([entry(2, 1, start_now=True)], {2: record(2, 1.0)}, [record(9, None)], card)
-    assert start == [] and "run 9 has no memory estimate" in why[2]
+    assert start == [] and "about 9.50 GB" in why[("run", 2)] and "run 9 7.50 GB, this run 2.00 GB" in why[("run", 2)]
+    start, why = plan([entry(2, 1, start_now=True)], {("run", 2): record(2, 1.0)}, [record(9, None)], card)
+    assert start == [] and "run 9 has no memory estimate" in why[("run", 2)]
 
 
 def test_one_run_at_a_time_in_queue_order_with_reorder_cancel_and_failures(studio, sleepers) -> None:
@@ -245,7 +246,8 @@ def test_a_resume_starts_at_once_when_it_fits_and_else_waits_its_turn_in_the_que
     assert sleepers.started == [first, stopped, busy]
 
 
-def test_an_evaluation_holds_the_gpu_as_a_run_does(studio, sleepers) -> None:
+def test_an_evaluation_holds_the_gpu_as_a_run_does_and_waits_in_the_queue_when_it_does_not_fit(
+        studio, sleepers) -> None:
     sleepers.install(studio)
     spawn = studio.launcher.spawn
     studio.launcher.spawn = lambda kind, job_id, cmd, folder: spawn(  # type: ignore[method-assign]
@@ -254,19 +256,27 @@ def test_an_evaluation_holds_the_gpu_as_a_run_does(studio, sleepers) -> None:
     first = studio.start_run(fast_config(run_name="first").to_dict())
     studio.queue.capacity = lambda: Capacity(0.0001, "on a tiny test card (0.0001 GB)")
     _, problems = studio.check_evaluation("tiny-random-llava", small)
-    refusal = r"^not started, .*run 1 \(first\).*this evaluation \d\.\d\d GB\), more than fits on a tiny test card"
-    assert [p.severity for p in problems] == ["warning", "error"]
-    assert re.match(refusal, problems[1].message), problems[1].message
-    with pytest.raises(ProblemsError, match=refusal):
-        studio.start_evaluation("tiny-random-llava", small)
-    assert studio.registry.list_evaluations() == []  # refused before anything was recorded
+    waits = (r"waiting for run 1 \(first\) to finish: together they need .*this evaluation \d\.\d\d GB\), more "
+             r"than fits on a tiny test card")
+    assert [p.severity for p in problems] == ["warning", "warning"]
+    assert re.match(r"^it will not start at once but wait in the job queue, .*: " + waits, problems[1].message)
 
-    studio.queue.capacity = lambda: Capacity(1000.0, "on a big test card")
-    eval_id = studio.start_evaluation("tiny-random-llava", small)
+    eval_id, why = studio.submit_evaluation("tiny-random-llava", small)
+    assert re.match(waits, why), why
     evaluation = studio.registry.get_evaluation(eval_id)
-    assert evaluation.estimate["total_gb"] > 0 and is_alive(evaluation.pid, evaluation.pid_started_at)
-    sleepers.finish(studio, first)
+    assert evaluation.status == "queued" and evaluation.pid is None and evaluation.estimate["total_gb"] > 0
     second = studio.start_run(fast_config(run_name="second").to_dict())
+    assert [(v.kind, v.job.id, v.start_now) for v in studio.queue_entries()] == [("eval", eval_id, True),
+                                                                                 ("run", second, False)]
+    assert studio.queue_entries()[1].waiting_reason == "waiting its turn: second in the queue"  # behind the eval
+    studio.registry.update_job("eval", eval_id, created_at=time.time() - 3600, heartbeat_at=time.time() - 3600)
+    studio.launcher.reconcile()  # no process yet, by design: the watchdog leaves a waiting evaluation alone
+    assert studio.registry.get_evaluation(eval_id).status == "queued"
+
+    sleepers.finish(studio, first)
+    studio.queue.dispatch()
+    evaluation = studio.registry.get_evaluation(eval_id)
+    assert is_alive(evaluation.pid, evaluation.pid_started_at)  # started through the queue, its own process
     assert sleepers.started == [first]  # nothing trains, but the evaluation holds the GPU
     (waiting,) = studio.queue_entries()
     assert waiting.waiting_reason == f"next: waiting for evaluation {eval_id} (tiny-random-llava on sample) to finish"
@@ -276,3 +286,46 @@ def test_an_evaluation_holds_the_gpu_as_a_run_does(studio, sleepers) -> None:
     kill(studio.registry.get_evaluation(eval_id))
     studio.queue.dispatch()
     assert sleepers.started == [first, second] and studio.queue_entries() == []
+
+    later, why = studio.submit_evaluation("tiny-random-llava", small)  # beside "second": it waits again
+    assert why.startswith("waiting for run 2 (second) to finish") and studio.queue_place(later, "eval").place == 1
+    assert studio.stop_evaluation(later) and studio.queue_entries() == []  # a waiting one just leaves the queue
+    cancelled = studio.registry.get_evaluation(later)
+    assert (cancelled.status, cancelled.error, cancelled.pid) == ("stopped", CANCELLED, None)
+
+    studio.queue.capacity = lambda: Capacity(1000.0, "on a big test card")
+    at_once, why = studio.submit_evaluation("tiny-random-llava", small)
+    assert why == "" and studio.queue_entries() == []  # it fits beside "second": it starts at once
+    assert studio.registry.get_evaluation(at_once).pid is not None
+    kill(studio.registry.get_evaluation(at_once))
+
+
+def test_the_queue_panel_lists_a_waiting_evaluation_and_moves_and_cancels_it(studio, sleepers) -> None:
+    from webui import queue_panel
+
+    sleepers.install(studio)
+    first = studio.start_run(fast_config(run_name="first").to_dict())
+    studio.queue.capacity = lambda: Capacity(0.0001, "on a tiny test card (0.0001 GB)")
+    eval_id, _ = studio.submit_evaluation("tiny-random-llava", {"dataset": "sample", "max_samples": 4})
+    second = studio.start_run(fast_config(run_name="second").to_dict())
+    table, choices, empty = queue_panel.queue_state(studio, None)
+    assert list(table["run"]) == [f"evaluation {eval_id}", second] and empty == ""
+    assert list(table["method"]) == ["evaluation", "lora"] and list(table["name"]) == ["tiny-random-llava", "second"]
+    assert table["waiting because"][0].startswith(f"waiting for run {first} (first) to finish: together they need")
+    assert choices["choices"] == [(f"1. evaluation {eval_id}: tiny-random-llava on sample", f"eval:{eval_id}"),
+                                  (f"2. run {second}: second", second)]
+    chinese, zh_choices, _ = queue_panel.queue_state(studio, None, "zh-CN")
+    assert chinese["run"][0] == f"评测 {eval_id}" and chinese["method"][0] == "评测"
+    assert zh_choices["choices"][0][0] == f"1. 评测 {eval_id}：sample 上的 tiny-random-llava"
+
+    chosen = f"eval:{eval_id}"
+    assert queue_panel.queue_action(studio, chosen, "down") == f"Evaluation {eval_id} moved one place later."
+    assert [v.kind for v in studio.queue_entries()] == ["run", "eval"]
+    at_end = queue_panel.queue_action(studio, chosen, "down")
+    assert at_end == f"Evaluation {eval_id} is already at the end of the queue."
+    assert queue_panel.queue_action(studio, chosen, "start now").startswith(f"⏳ Evaluation {eval_id} already starts")
+    assert queue_panel.queue_action(studio, chosen, "cancel", "zh-CN").startswith(f"⏹️ 评测 {eval_id} 已移出队列")
+    assert studio.registry.get_evaluation(eval_id).status == "stopped"
+    assert queue_panel.queue_action(studio, chosen, "cancel") == (
+        f"Evaluation {eval_id} is not waiting in the queue (it has started or ended).")
+    assert [v.job.id for v in studio.queue_entries()] == [second]

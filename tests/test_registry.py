@@ -121,3 +121,28 @@ def test_every_orm_column_exists_after_all_migrations(tmp_path: Path) -> None:
         for table in Base.metadata.sorted_tables:
             columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table.name})")}
             assert {c.name for c in table.columns} <= columns, table.name
+
+
+def test_a_run_waiting_in_a_version_7_queue_still_waits_after_the_upgrade(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    from core.store.job_queue import QueueStore
+    from core.store.schema import migrate
+
+    db_file = tmp_path / "studio.db"
+    engine = create_engine(f"sqlite:///{db_file}")
+    with engine.begin() as conn:
+        assert migrate(conn, target=7) == 7
+        conn.execute(text("INSERT INTO runs (name, status, model, method, dataset, config_json, created_at) "
+                          "VALUES ('waiting run', 'queued', 'm', 'lora', 'd', '{}', 1.0)"))
+        conn.execute(text("INSERT INTO job_queue (run_id, position, created_at, start_now, waiting_reason) "
+                          "VALUES (1, 3.0, 2.0, 1, 'next: waiting for run 9 (x) to finish')"))
+    engine.dispose()
+    store = QueueStore(Registry(db_file))
+    (entry,) = store.entries()
+    assert (entry.kind, entry.job_id, entry.position, entry.start_now, entry.waiting_reason) == (
+        "run", 1, 3.0, True, "next: waiting for run 9 (x) to finish")
+    store.add(1, kind="eval")  # an evaluation with the same id is another job
+    assert [e.key for e in store.entries()] == [("run", 1), ("eval", 1)] and store.ids("eval") == {1}
+    with sqlite3.connect(db_file) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -130,9 +130,17 @@ class EvalService:
         """Check, record (with its estimate), then start ``python -m jobs.evaluate`` in its own process group;
         returns the id."""
         self.check_startable(config)
-        eval_id, folder = self.record(config, est_total_gb)
-        self.launcher.spawn("eval", eval_id, eval_command(config, self.paths.root, eval_id), folder)
+        eval_id, _ = self.record(config, est_total_gb)
+        self.spawn_recorded(self.registry.get_evaluation(eval_id))
         return eval_id
+
+    def spawn_recorded(self, record: EvalRecord) -> None:
+        """Start the process of an evaluation already recorded (one the job queue held until it fitted)."""
+        config, problems = EvalConfig.parse(record.config)
+        if any(p.severity == "error" for p in problems):
+            raise ProblemsError([p for p in problems if p.severity == "error"])
+        self.launcher.spawn("eval", record.id, eval_command(config, self.paths.root, record.id),
+                            Path(record.eval_dir))
 
     def stop(self, eval_id: int) -> bool:
         """Ask an evaluation to stop: it keeps what it scored and ends as stopped."""

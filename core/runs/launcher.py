@@ -276,7 +276,7 @@ class Launcher:
         changed = []
         now = time.time()
         silence_limit = 2 * heartbeat_seconds()
-        waiting = QueueStore(self.registry).run_ids() if kind == "run" else set()
+        waiting = QueueStore(self.registry).ids(kind)
         for run in self.registry.list_jobs(kind, STOPPABLE):
             if run.id in waiting:  # waiting in the job queue: no process yet, by design
                 continue

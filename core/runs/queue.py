@@ -1,8 +1,8 @@
 """The job queue: training runs wait in SQLite and start one at a time, in queue order; "start now" starts a run
-beside the running ones only when the memory estimate says they fit together. A running evaluation holds the GPU
-as a run does: waiting runs wait for it, and it starts only where it fits beside what trains. A dispatcher thread in
-the studio process starts each run when its turn comes, so the queue keeps going with no browser open and after a
-restart."""
+beside the running ones only when the memory estimate says they fit together. An evaluation holds the GPU as a run
+does: waiting runs wait for it, and it starts at once only where it fits beside what is busy, else it waits in the
+queue as a "start now" job. A dispatcher thread in the studio process starts each job when its turn comes, so the
+queue keeps going with no browser open and after a restart."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from core.problems import Problem, ProblemsError
 from core.runs.launcher import Launcher, claim_resume, record_run
 from core.runs.manifest import ResumePoint
 from core.runs.processes import is_alive
-from core.store.job_queue import QueueEntry, QueueStore
+from core.store.job_queue import Key, QueueEntry, QueueStore
 from core.store.registry import EvalRecord, Registry, RunRecord
 from core.train_config import TrainConfig
 
@@ -31,8 +31,9 @@ TOO_BIG = ("waiting for {runs} to finish: together they need about {total:.2f} G
            "{capacity}")
 CANCELLED = "cancelled in the queue before it started"
 SPAWN_FAILED = "could not start the training process: {error}"
-EVAL_WOULD_SHARE = ("not started, so that it does not share the GPU with what is busy now ({reason}); start it once "
-                    "they end, or stop them first")
+EVAL_SPAWN_FAILED = "could not start the evaluation process: {error}"
+EVAL_WILL_WAIT = ("it will not start at once but wait in the job queue, so that it does not share the GPU with what "
+                  "is busy now: {reason}")
 ORDINALS = {1: "first", 2: "second", 3: "third"}
 LABELS = {f.name: f.metadata["label"] for f in TrainConfig.fields()}
 MAX_ROUNDS = 100  # rounds of one dispatch: each failed start lets the next run try
@@ -101,18 +102,18 @@ def fits_beside(new: Job, busy: list[Job], capacity: Capacity) -> tuple[bool, st
     return False, TOO_BIG.format(runs=names, total=total, parts=parts, capacity=capacity.label)
 
 
-def plan(entries: list[QueueEntry], runs: dict[int, RunRecord], busy: list[Job], capacity: Capacity
-         ) -> tuple[list[int], dict[int, str]]:
-    """The ordering rule: which waiting runs start now, and why each other one waits.
+def plan(entries: list[QueueEntry], jobs: dict[Key, Job], busy: list[Job], capacity: Capacity
+         ) -> tuple[list[Key], dict[Key, str]]:
+    """The ordering rule: which waiting jobs start now, and why each other one waits.
 
-    The first entry starts when nothing is training; an entry marked "start now" starts when it fits beside
-    everything training (those just started included); every other entry waits its turn."""
+    The first entry starts when nothing is busy; an entry marked "start now" (every waiting evaluation is) starts
+    when it fits beside everything busy (those just started included); every other entry waits its turn."""
     busy = list(busy)
-    start: list[int] = []
-    reasons: dict[int, str] = {}
-    ahead: RunRecord | None = None
+    start: list[Key] = []
+    reasons: dict[Key, str] = {}
+    ahead: Job | None = None
     for entry in entries:
-        run = runs[entry.run_id]
+        run = jobs[entry.key]
         if not busy and ahead is None:
             ok, why = True, ""
         elif entry.start_now:
@@ -122,10 +123,10 @@ def plan(entries: list[QueueEntry], runs: dict[int, RunRecord], busy: list[Job],
         else:
             ok, why = False, WAIT_BEHIND.format(place=ORDINALS.get(entry.place, f"number {entry.place}"))
         if ok:
-            start.append(run.id)
+            start.append(entry.key)
             busy.append(run)
         else:
-            reasons[run.id] = why
+            reasons[entry.key] = why
             ahead = ahead or run
     return start, reasons
 
@@ -134,8 +135,10 @@ class JobQueue:
     """Adds runs to the queue, starts them when their turn comes, cancels and reorders them."""
 
     def __init__(self, registry: Registry, launcher: Launcher, memory: MemoryAdvisor,
-                 capacity: Callable[[], Capacity] = machine_capacity):
+                 capacity: Callable[[], Capacity] = machine_capacity,
+                 start_eval: Callable[[EvalRecord], None] | None = None):
         self.registry = registry
+        self.start_eval = start_eval  # spawns a recorded evaluation's process (the studio's EvalService)
         self.launcher = launcher
         self.memory = memory
         self.store = QueueStore(registry)
@@ -181,18 +184,18 @@ class JobQueue:
         return self.launcher.reconcile()
 
     # --- the dispatcher -------------------------------------------------------------------------------------
-    def busy(self, waiting: set[int]) -> list[Job]:
+    def busy(self, waiting: set[Key]) -> list[Job]:
         """Jobs that hold the GPU now: runs and evaluations started and not ended (a lost one only while its
-        process lives)."""
+        process lives); ``waiting`` are the queue's, which hold nothing yet."""
         statuses = ("queued", "running", "lost")
-        runs = [r for r in self.registry.list_runs(statuses) if r.id not in waiting]
-        found: list[Job] = [*runs, *self.registry.list_evaluations(statuses)]
-        return [j for j in found if j.status != "lost" or is_alive(j.pid, j.pid_started_at)]
+        found: list[Job] = [*self.registry.list_runs(statuses), *self.registry.list_evaluations(statuses)]
+        return [j for j in found if (j.kind, j.id) not in waiting
+                and (j.status != "lost" or is_alive(j.pid, j.pid_started_at))]
 
-    def dispatch(self) -> list[int]:
-        """Start the runs whose turn it is (see ``plan``) and record why the others wait; returns those started.
-        A run that fails to start ends as failed and the next round goes on without it."""
-        started: list[int] = []
+    def dispatch(self) -> list[Key]:
+        """Start the jobs whose turn it is (see ``plan``) and record why the others wait; returns those started.
+        A job that fails to start ends as failed and the next round goes on without it."""
+        started: list[Key] = []
         with self._lock:
             for _ in range(MAX_ROUNDS):
                 done, failed = self._round()
@@ -201,39 +204,45 @@ class JobQueue:
                     break
         return started
 
-    def _round(self) -> tuple[list[int], bool]:
+    def _round(self) -> tuple[list[Key], bool]:
         entries = self.store.entries()
         if not entries:
             return [], False
-        runs: dict[int, RunRecord] = {}
+        jobs: dict[Key, Job] = {}
         for entry in entries:
             try:
-                run = self.registry.get_run(entry.run_id)
+                job = self.registry.get_job(entry.kind, entry.job_id)
             except KeyError:
-                run = None
-            if run is None or run.status != "queued":  # stopped or deleted elsewhere: it waits no more
-                self.store.take(entry.run_id)
+                job = None
+            if job is None or job.status != "queued":  # stopped or deleted elsewhere: it waits no more
+                self.store.take(entry.job_id, kind=entry.kind)
                 continue
-            runs[run.id] = run
-        entries = [e for e in entries if e.run_id in runs]
+            jobs[entry.key] = job
+        entries = [e for e in entries if e.key in jobs]
         for i, entry in enumerate(entries, start=1):
             entry.place = i
-        busy = self.busy({e.run_id for e in entries})
-        to_start, reasons = plan(entries, runs, busy, self.capacity())
-        started = [run_id for run_id in to_start if self._start(runs[run_id])]
+        busy = self.busy(set(jobs))
+        to_start, reasons = plan(entries, jobs, busy, self.capacity())
+        started = [key for key in to_start if self._start(jobs[key])]
         self.store.set_reasons(reasons)
         return started, len(started) < len(to_start)
 
-    def _start(self, run: RunRecord) -> bool:
-        # The heartbeat first: the watchdog gives a run without a recorded process a grace period from it.
-        self.registry.update_run(run.id, heartbeat_at=time.time())
-        if not self.store.take(run.id):
+    def _start(self, job: Job) -> bool:
+        # The heartbeat first: the watchdog gives a job without a recorded process a grace period from it.
+        self.registry.update_job(job.kind, job.id, heartbeat_at=time.time())
+        if not self.store.take(job.id, kind=job.kind):
             return False  # another dispatcher took it
         try:
-            # A run claimed for a resume has a later attempt; it continues from its checkpoint.
-            self.launcher.start_recorded(run.id, Path(run.run_dir), resume=run.attempt > 1)
-        except Exception as e:  # noqa: BLE001 - a run that cannot start fails; the queue goes on
-            self.registry.set_status(run.id, "failed", expect=("queued",), error=SPAWN_FAILED.format(error=e))
+            if job.kind == "eval":
+                if self.start_eval is None:
+                    raise RuntimeError("this queue cannot start evaluations")
+                self.start_eval(job)
+            else:  # a run claimed for a resume has a later attempt; it continues from its checkpoint
+                self.launcher.start_recorded(job.id, Path(job.run_dir), resume=job.attempt > 1)
+        except Exception as e:  # noqa: BLE001 - a job that cannot start fails; the queue goes on
+            failed = EVAL_SPAWN_FAILED if job.kind == "eval" else SPAWN_FAILED
+            self.registry.set_status(job.id, "failed", expect=("queued",), kind=job.kind,
+                                     error=failed.format(error=e))
             return False
         return True
 
@@ -252,19 +261,19 @@ class JobQueue:
         self._stop.set()
 
     # --- changing the queue ---------------------------------------------------------------------------------
-    def cancel(self, run_id: int) -> bool:
-        """Take a waiting run out of the queue (it ends as stopped, never started); False if it was not waiting."""
+    def cancel(self, job_id: int, kind: str = "run") -> bool:
+        """Take a waiting job out of the queue (it ends as stopped, never started); False if it was not waiting."""
         with self._lock:
-            if not self.store.take(run_id):
+            if not self.store.take(job_id, kind=kind):
                 return False
-            self.registry.set_status(run_id, "stopped", expect=("queued",), error=CANCELLED)
+            self.registry.set_status(job_id, "stopped", expect=("queued",), kind=kind, error=CANCELLED)
         self.dispatch()
         return True
 
-    def move(self, run_id: int, offset: int) -> bool:
-        """Move a waiting run earlier (offset -1) or later (+1) in the queue; False when it is already at that end."""
+    def move(self, job_id: int, offset: int, kind: str = "run") -> bool:
+        """Move a waiting job earlier (offset -1) or later (+1) in the queue; False when it is already at that end."""
         with self._lock:
-            moved = self.store.move(run_id, offset)
+            moved = self.store.move(job_id, offset, kind=kind)
         self.dispatch()
         return moved
 
@@ -272,14 +281,17 @@ class JobQueue:
         """Ask for a waiting run to start beside the running ones; returns "" once it started, else why it waits."""
         if not self.store.set_start_now(run_id):
             raise KeyError(f"run {run_id} is not waiting in the queue")
-        if run_id in self.dispatch():
+        return self._waiting_reason(("run", run_id), self.dispatch())
+
+    def _waiting_reason(self, key: Key, started: list[Key]) -> str:
+        if key in started:
             return ""
-        return next((e.waiting_reason for e in self.store.entries() if e.run_id == run_id), "")
+        return next((e.waiting_reason for e in self.store.entries() if e.key == key), "")
 
     def beside_busy(self, job: Job) -> str:
         """Why ``job`` may not start now beside the jobs holding the GPU, by the estimates (the rule of "start
         now"); "" when nothing else is busy or they fit together."""
-        busy = [j for j in self.busy(self.store.run_ids()) if (j.kind, j.id) != (job.kind, job.id)]
+        busy = [j for j in self.busy(self.store.keys()) if (j.kind, j.id) != (job.kind, job.id)]
         return fits_beside(job, busy, self.capacity())[1]
 
     def resume(self, run_id: int) -> ResumePoint:
@@ -291,17 +303,23 @@ class JobQueue:
         with self._lock:
             _, point = claim_resume(self.registry, run_id)
             self.store.add(run_id)
-        self.dispatch()
-        point.waiting = next((e.waiting_reason for e in self.store.entries() if e.run_id == run_id), "")
+        point.waiting = self._waiting_reason(("run", run_id), self.dispatch())
         return point
 
-    def evaluation_problem(self, est_total_gb: float | None) -> Problem | None:
-        """Why an evaluation that needs ``est_total_gb`` may not start now (see ``beside_busy``); None when it may."""
-        why = self.beside_busy(NewJob("eval", None if est_total_gb is None else {"total_gb": est_total_gb}))
-        return Problem(EVAL_WOULD_SHARE.format(reason=why)) if why else None
+    def evaluation_waits(self, est_total_gb: float | None) -> str:
+        """Why an evaluation that needs ``est_total_gb`` would wait in the queue rather than start at once (see
+        ``beside_busy``); "" when it would start."""
+        return self.beside_busy(NewJob("eval", None if est_total_gb is None else {"total_gb": est_total_gb}))
+
+    def submit_evaluation(self, eval_id: int) -> str:
+        """A recorded evaluation joins the queue as a "start now" job: it starts at once when it fits beside what
+        is busy, else as soon as it does, ahead of the runs queued after it. Returns why it waits ("" once it
+        started)."""
+        self.store.add(eval_id, start_now=True, kind="eval")
+        return self._waiting_reason(("eval", eval_id), self.dispatch())
 
     def entries(self) -> list[QueueEntry]:
         return self.store.entries()
 
-    def waiting_ids(self) -> set[int]:
-        return self.store.run_ids()
+    def waiting_ids(self, kind: str = "run") -> set[int]:
+        return self.store.ids(kind)

@@ -170,8 +170,10 @@ class Registry:
         with self.session() as s, s.begin():
             row = _job_row(s, "run", run_id)
             record = RunRecord.of(row)
+            evals = list(s.scalars(select(EvalRow.id).where(EvalRow.run_id == run_id)))
             s.execute(delete(EvalRow).where(EvalRow.run_id == run_id))
-            s.execute(delete(QueueRow).where(QueueRow.run_id == run_id))
+            s.execute(delete(QueueRow).where((QueueRow.kind == "run") & (QueueRow.job_id == run_id)))
+            s.execute(delete(QueueRow).where((QueueRow.kind == "eval") & QueueRow.job_id.in_(evals)))
             s.delete(row)
             return record
 

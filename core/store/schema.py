@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Float, Integer, String, Text, text
+from sqlalchemy import Connection, Float, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -49,12 +49,14 @@ class RunRow(Base):
 
 
 class QueueRow(Base):
-    """A run waiting for its turn on the GPU: the queue runs one training job at a time, lowest position first."""
+    """A job (a run or an evaluation) waiting for its turn on the GPU, lowest position first."""
 
     __tablename__ = "job_queue"
+    __table_args__ = (UniqueConstraint("kind", "job_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(Integer, unique=True)
+    kind: Mapped[str] = mapped_column(String(8), default="run")  # "run" or "eval", as in JOB_ROWS
+    job_id: Mapped[int] = mapped_column(Integer)
     position: Mapped[float] = mapped_column(Float, index=True)
     created_at: Mapped[float] = mapped_column(Float)
     # Start beside the running jobs when the memory estimate says they fit together.
@@ -232,10 +234,30 @@ def _v7_evaluation_estimates(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE evaluations ADD COLUMN est_total_gb FLOAT"))
 
 
+# Evaluations wait in the queue too: its rows name their kind, and the table is rebuilt (SQLite cannot drop the
+# old UNIQUE on run_id in place).
+_V8_QUEUE_OF_JOBS = (
+    """CREATE TABLE job_queue_v8 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, kind VARCHAR(8) NOT NULL DEFAULT 'run', job_id INTEGER NOT NULL,
+        position FLOAT NOT NULL, created_at FLOAT NOT NULL, start_now INTEGER NOT NULL DEFAULT 0,
+        waiting_reason TEXT NOT NULL DEFAULT '', UNIQUE (kind, job_id))""",
+    """INSERT INTO job_queue_v8 (id, kind, job_id, position, created_at, start_now, waiting_reason)
+        SELECT id, 'run', run_id, position, created_at, start_now, waiting_reason FROM job_queue""",
+    "DROP TABLE job_queue",
+    "ALTER TABLE job_queue_v8 RENAME TO job_queue",
+    "CREATE INDEX ix_job_queue_position ON job_queue (position)",
+)
+
+
+def _v8_queue_of_jobs(conn: Connection) -> None:
+    for statement in _V8_QUEUE_OF_JOBS:
+        conn.execute(text(statement))
+
+
 # Append new migrations at the end; never edit one that has shipped.
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_run_attempts, _v3_memory_estimates,
                                                   _v4_dataset_hub_origin, _v5_evaluations, _v6_job_queue,
-                                                  _v7_evaluation_estimates]
+                                                  _v7_evaluation_estimates, _v8_queue_of_jobs]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
