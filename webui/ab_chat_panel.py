@@ -10,9 +10,9 @@ from typing import Any
 import gradio as gr
 
 from core.studio import Studio
+from webui import chat_views as views
 from webui.chat_tab import keep_image, tolerant_image
-from webui.i18n import t, text
-from webui.messages import failure_markdown
+from webui.i18n import WITH_LOCALE_JS, t, text
 
 MAX_AB = 4
 
@@ -35,8 +35,9 @@ def column(turns: list[dict], i: int, question: str | None = None, answer: str =
     return shown
 
 
-def build(studio: Studio, runs: gr.Dropdown) -> None:
-    """The A/B chat's components; ``runs`` is the tab's run list, whose results (and base) it offers."""
+def build(studio: Studio, runs: gr.Dropdown, locale: gr.Textbox) -> None:
+    """The A/B chat's components; ``runs`` is the tab's run list, whose results (and base) it offers; ``locale`` the
+    input its events fill with the page's language (WITH_LOCALE_JS)."""
     gr.Markdown(text("cmp_ab_heading"))
     with gr.Row():
         models = gr.Dropdown(label=t("cmp_ab_models"), multiselect=True, max_choices=MAX_AB, choices=[], scale=3,
@@ -65,7 +66,7 @@ def build(studio: Studio, runs: gr.Dropdown) -> None:
         return {value: label for label, value in studio.ab_chat_choices(list(ids or []))}
 
     def do_ask(choices: list[str] | None, picture: str | None, asked: str, max_tokens: float, ids: list[int] | None,
-               st: dict) -> Iterator[tuple]:
+               st: dict, language: str | None = "en") -> Iterator[tuple]:
         choices = list(choices or [])
         if st["choices"] != choices:  # other models: the conversation starts anew
             st = new_talk(choices)
@@ -86,20 +87,20 @@ def build(studio: Studio, runs: gr.Dropdown) -> None:
         try:
             for update in studio.ab_chat_stream(choices, asked, kept, max_new_tokens=int(max_tokens),
                                                 earlier=earlier):
-                status = "" if update.done else f"\n\n⏳ {update.status}…"
+                status = "" if update.done else views.progress_text(update.status, language)
                 answers = [f"⚠️ {update.errors[i]}" if update.errors[i] else update.answers[i]
                            for i in range(len(update.answers))]
-                yield (update.plan.message + status, st, gr.update(), *shown(answers), *hidden)
+                yield (views.plan_text(update.plan, language) + status, st, gr.update(), *shown(answers), *hidden)
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
             if kept is not None:
                 shutil.rmtree(kept.parent, ignore_errors=True)  # the conversation does not keep this image
-            yield (failure_markdown(e), st, gr.update(), *shown(), *hidden)
+            yield (views.failure_text(e, language), st, gr.update(), *shown(), *hidden)
             return
         turn = {"question": asked, "image": str(kept) if kept else None,
                 "answers": [None if err else answer for answer, err in zip(update.answers, update.errors, strict=True)],
                 "errors": list(update.errors)}
         st = {**st, "turns": [*st["turns"], turn], "last_image": picture or st["last_image"]}
-        yield (update.plan.message, st, "", *shown(), *hidden)
+        yield (views.plan_text(update.plan, language), st, "", *shown(), *hidden)
 
     def restart_talk(choices: list[str] | None) -> tuple:
         count = min(len(choices or []), MAX_AB)
@@ -107,10 +108,9 @@ def build(studio: Studio, runs: gr.Dropdown) -> None:
                 *[gr.update(value=[], visible=False)] * (MAX_AB - count))
 
     runs.change(chat_models, runs, models, api_name="ab_chat_models", api_visibility="private")
-    ask.click(do_ask, [models, image, question, tokens, runs, talk], [plan, talk, question, *columns],
-              api_name="ab_chat")
-    question.submit(do_ask, [models, image, question, tokens, runs, talk], [plan, talk, question, *columns],
-                    api_visibility="private")
+    asking = [models, image, question, tokens, runs, talk, locale]  # the locale last, for WITH_LOCALE_JS
+    ask.click(do_ask, asking, [plan, talk, question, *columns], api_name="ab_chat", js=WITH_LOCALE_JS)
+    question.submit(do_ask, asking, [plan, talk, question, *columns], api_visibility="private", js=WITH_LOCALE_JS)
     # A column's own clear (its bin icon) clears them all: the columns are one conversation.
     gr.on([restart.click, models.change, *(c.clear for c in columns)], restart_talk, models, [plan, talk, *columns],
           api_visibility="private")

@@ -15,17 +15,19 @@ from core.compare.ab_chat import busy_jobs
 from core.datasets.records import IMAGE_PLACEHOLDER, Message
 from core.studio import Studio
 from core.train_config import TINY_MODEL
+from webui import chat_views as views
 from webui.builds import PROGRESS, build_now, pending_markdown
-from webui.i18n import t
-from webui.messages import failure_markdown
+from webui.i18n import WITH_LOCALE_JS, say, t
 
 CHAT_FITS = "{icon} Chat needs about {chat} GB on {card}{beside}: {verdict}."
 BESIDE_RUNS = ", beside {gb} GB for the {jobs} now"
 VERDICT_ICONS = {"fits": "✅", "tight": "⚠️", "will not fit": "❌"}
 
 
-def memory_markdown(result: dict[str, Any]) -> str:
+def memory_markdown(result: dict[str, Any], locale: str | None = "en") -> str:
     """One line: what chat with this model needs, next to the runs training now, on the card in use (or 24 GB)."""
+    if not views.is_english(locale):
+        return views.memory_text(result, locale, VERDICT_ICONS)
     if not result.get("ok"):
         return f"Memory estimate unavailable: {result.get('reason', '')}"
     busy = busy_jobs(len(result["runs"]), len(result.get("evaluations", [])))
@@ -54,6 +56,14 @@ def tolerant_image(**kwargs: Any) -> gr.Image:
 BUILDING = "Building **{model}** first (once): see the progress bar."
 
 
+def pending_text(studio: Studio, choice: str, locale: str | None = "en") -> str:
+    """The note shown before a model that is built on first use is chosen to chat with (else empty)."""
+    if views.is_english(locale):
+        return pending_markdown(studio, choice, "chat")
+    info = studio.pending_build(choice)
+    return say("ct_pending", locale, model=info["model"], mb=info["download_mb"]) if info else ""
+
+
 def keep_image(folder: Path, picture: str) -> Path:
     """A copy of an uploaded image in a fresh folder under ``folder``, with its name (the conversation refers to
     it); Gradio's upload cache may be cleaned while a conversation goes on."""
@@ -67,7 +77,11 @@ def new_state() -> dict[str, Any]:
     return {"messages": [], "images": [], "last_image": None}
 
 
-def build(studio: Studio) -> dict[str, Any]:
+def build(studio: Studio, locale: gr.Textbox | None = None, switch: gr.Radio | None = None) -> dict[str, Any]:
+    """The Chat tab; ``locale`` is the app's input that events fill with the page's language (WITH_LOCALE_JS),
+    ``switch`` the language switch, after which the memory line is drawn again in its language."""
+    if locale is None:
+        locale = gr.Textbox("en", visible=False)
     with gr.Row():
         model = gr.Dropdown(label=t("chat_model"), choices=studio.chat_choices(), value=TINY_MODEL, scale=3,
                             allow_custom_value=True)
@@ -91,14 +105,15 @@ def build(studio: Studio) -> dict[str, Any]:
     chat_images = studio.paths.uploads_dir / "chat"
 
     def respond(choice: str, picture: str | None, text: str, history: list | None, st: dict, tokens: float,
-                temp: float, load_in: str = "auto", progress: gr.Progress = PROGRESS) -> Iterator[tuple]:
+                temp: float, load_in: str = "auto", language: str | None = "en", progress: gr.Progress = PROGRESS
+                ) -> Iterator[tuple]:
         history = list(history or [])
         text = (text or "").strip()
         if not text:
-            yield history, st, "", "Type a message first."
+            yield history, st, "", say("ct_type_first", language)
             return
         if studio.pending_build(choice):
-            yield history, st, text, BUILDING.format(model=studio.base_of(choice))
+            yield history, st, text, say("ct_building", language, model=studio.base_of(choice))
             built = build_now(studio, choice, progress)
             if studio.pending_build(choice):  # the build failed: say why, keep the message
                 yield history, st, text, built
@@ -122,7 +137,7 @@ def build(studio: Studio) -> dict[str, Any]:
             history.pop()
             if kept is not None:
                 shutil.rmtree(kept.parent, ignore_errors=True)  # the conversation does not keep this image
-            yield history, st, text, failure_markdown(e)
+            yield history, st, text, views.failure_text(e, language)
             return
         new = {"messages": [{"role": m.role, "content": m.content} for m in messages]
                + [{"role": "assistant", "content": reply}],
@@ -132,21 +147,26 @@ def build(studio: Studio) -> dict[str, Any]:
     def reset() -> tuple:
         return [], new_state(), ""
 
-    def switch(choice: str) -> tuple:
-        return [], new_state(), pending_markdown(studio, choice, "chat")
+    def other_model(choice: str, language: str | None = "en") -> tuple:
+        return [], new_state(), pending_text(studio, choice, language)
 
-    inputs = [model, image, question, chatbot, state, max_tokens, temperature, loading]
+    # Events that write a message end their inputs with the locale box, which WITH_LOCALE_JS fills with the page's
+    # language; through the API it is an optional last parameter (English when left out).
+    page = {"js": WITH_LOCALE_JS}
+    inputs = [model, image, question, chatbot, state, max_tokens, temperature, loading, locale]
     outputs = [chatbot, state, question, notice]
-    send.click(respond, inputs, outputs, api_name="chat")
-    question.submit(respond, inputs, outputs, api_visibility="private")
+    send.click(respond, inputs, outputs, api_name="chat", **page)
+    question.submit(respond, inputs, outputs, api_visibility="private", **page)
     clear.click(reset, None, [chatbot, state, notice], api_name="new_conversation")
-    model.change(switch, model, [chatbot, state, notice], api_visibility="private")
+    model.change(other_model, [model, locale], [chatbot, state, notice], api_visibility="private", **page)
     loading.change(reset, None, [chatbot, state, notice], api_visibility="private")
 
-    def show_memory(choice: str, load_in: str) -> str:
-        return memory_markdown(studio.chat_memory(choice or TINY_MODEL, load_in or "auto"))
+    def show_memory(choice: str, load_in: str, language: str | None = "en") -> str:
+        return memory_markdown(studio.chat_memory(choice or TINY_MODEL, load_in or "auto"), language)
 
-    gr.on([model.change, loading.change], show_memory, [model, loading], memory, show_progress="hidden",
-          api_name="chat_memory")
+    gr.on([model.change, loading.change], show_memory, [model, loading, locale], memory, show_progress="hidden",
+          api_name="chat_memory", **page)
+    if switch is not None:  # its value is the language chosen, so it stands in for the page's locale
+        switch.change(show_memory, [model, loading, switch], memory, api_visibility="private", show_progress="hidden")
     refresh.click(lambda: gr.update(choices=studio.chat_choices()), None, model, api_name="chat_models")
     return {"model": model}

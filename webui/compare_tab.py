@@ -9,17 +9,18 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from core.compare.config_diff import NOT_USED
 from core.compare.curves import CHARTS, MAX_SMOOTHING, X_AXES, chart_rows
 from core.compare.summary import BEST_MARK, shown
 from core.studio import Studio
 from webui import ab_chat_panel
-from webui.i18n import LOCALE_ID, say, t, text
-from webui.messages import failure_markdown
+from webui import chat_views as views
+from webui.i18n import LOCALE_ID, catalogues, say, t, text
 
 PRESELECT = 3  # the newest runs chosen when the tab opens with nothing chosen
 MAX_RUNS = 6
-# Chart titles, axes and the summary's column names come from core and stay English, as do A/B chat's plan and
-# failures; the rest follows the page's language.
+# Everything the tab writes follows the page's language; core's names (columns, charts, axes, fields) are
+# translated by key, and any core has that the catalogue lacks stays English.
 Y_TITLES = {"loss": "loss", "eval_loss": "eval loss", "memory": "MB", "tokens_per_s": "tokens/s"}
 INTRO = BEST_MARK + " " + text("cmp_intro")
 # The page's language into the tab's hidden locale box, by an event of its own: WITH_LOCALE_JS on an event with the
@@ -51,7 +52,8 @@ def swatch(colour: str) -> str:
 
 def summary_html(comparison: Any, locale: str | None = "en") -> str:
     summary = comparison.summary
-    head = "".join(f'<th title="{html.escape(c.help)}">{html.escape(c.label)}</th>' for c in summary.columns)
+    head = "".join(f'<th title="{html.escape(views.column_help(c, locale))}">'
+                   f'{html.escape(views.column_label(c, locale))}</th>' for c in summary.columns)
     body = []
     for i, run_id in enumerate(summary.run_ids):
         cells = []
@@ -71,8 +73,11 @@ def diff_html(comparison: Any, locale: str | None = "en") -> str:
     if not comparison.diff:
         return f"<p>{say('cmp_no_diff', locale)}</p>"
     head = "".join(f"<th>{swatch(f.colour)}{html.escape(f.label)}</th>" for f in comparison.facts)
-    rows = "".join(f'<tr data-field="{html.escape(d.field)}"><td class="field">{html.escape(d.label)}</td>'
-                   + "".join(f"<td>{html.escape(v)}</td>" for v in d.values) + "</tr>" for d in comparison.diff)
+    not_used = say("pt_not_used", locale)
+    rows = "".join(f'<tr data-field="{html.escape(d.field)}"><td class="field">'
+                   f'{html.escape(views.field_label(d.field, d.label, locale))}</td>'
+                   + "".join(f"<td>{html.escape(not_used if v == NOT_USED else v)}</td>" for v in d.values) + "</tr>"
+                   for d in comparison.diff)
     setting = say("cmp_col_setting", locale)
     return (f'{SUMMARY_CSS}<div class="compare-wrap"><table><thead><tr><th>{setting}</th>{head}</tr></thead>'
             f"<tbody>{rows}</tbody></table></div>")
@@ -85,15 +90,29 @@ def chart_frame(rows: list[dict]) -> pd.DataFrame:
                          "run": pd.Series([r["run"] for r in rows], dtype="str")})
 
 
-def charts_data(comparison: Any, x: str) -> dict[str, Any]:
-    """What the charts draw, as plain data: each chart's points, the x-axis title and the runs' colours."""
-    return {"x_title": X_AXES[x], "colours": comparison.colours,
+def named(prefix: str, key: str, english: str, locale: str | None = "en") -> str:
+    """Core's name of an axis or a chart (``english``) in ``locale``, by its catalogue key."""
+    return views.phrase(f"{prefix}{key}", locale, english)
+
+
+def charts_data(comparison: Any, x: str, locale: str | None = "en") -> dict[str, Any]:
+    """What the charts draw, as plain data: each chart's points and titles, the x-axis title and the runs'
+    colours."""
+    return {"x_title": named("pt_x_", x, X_AXES[x], locale), "colours": comparison.colours,
+            "titles": {name: named("pt_chart_", name, CHARTS[name], locale) for name in CHARTS},
+            "y_titles": {name: named("pt_y_", name, Y_TITLES[name], locale) for name in CHARTS},
             "charts": {name: [{"x": r[X_AXES[x]], "value": r["value"], "run": r["run"]}
                               for r in chart_rows(comparison.charts[name], x)] for name in CHARTS}}
 
 
-def build(studio: Studio, opener: Any) -> None:
-    """The tab's components; ``opener`` is its tab's select event, which refreshes the run list and the table."""
+def axis_choices() -> list[tuple[Any, str]]:
+    """The x-axis radio's choices, labelled in the browser's language where the catalogue names the axis."""
+    return [(t(f"pt_x_{key}") if f"pt_x_{key}" in catalogues()["en"] else label, key) for key, label in X_AXES.items()]
+
+
+def build(studio: Studio, opener: Any, switch: gr.Radio | None = None) -> None:
+    """The tab's components; ``opener`` is its tab's select event, which refreshes the run list and the table;
+    after the language ``switch`` the table, charts and diff are drawn again in its language."""
     gr.Markdown(INTRO)
     with gr.Row():
         runs = gr.Dropdown(label=t("cmp_runs"), choices=run_choices(studio.list_runs()), multiselect=True,
@@ -102,7 +121,7 @@ def build(studio: Studio, opener: Any) -> None:
     notice = gr.Markdown(elem_id="compare-notice")
     summary = gr.HTML(elem_id="compare-summary")
     with gr.Row():
-        x_axis = gr.Radio([(label, key) for key, label in X_AXES.items()], value="step", label=t("cmp_x_axis"))
+        x_axis = gr.Radio(axis_choices(), value="step", label=t("cmp_x_axis"))
         smoothing = gr.Slider(0.0, MAX_SMOOTHING, value=0.0, step=0.05, label=t("cmp_smoothing"))
     drawn = gr.State({})
     locale = gr.Textbox("en", visible=False)  # filled with the page's language by WITH_LOCALE_JS
@@ -117,8 +136,8 @@ def build(studio: Studio, opener: Any) -> None:
             with gr.Row():
                 for name in pair:
                     gr.LinePlot(chart_frame(data["charts"][name]), x="x", y="value", color="run",
-                                color_map=data["colours"], title=CHARTS[name], x_title=data["x_title"],
-                                y_title=Y_TITLES[name], height=280, elem_id=f"compare-chart-{name}")
+                                color_map=data["colours"], title=data["titles"][name], x_title=data["x_title"],
+                                y_title=data["y_titles"][name], height=280, elem_id=f"compare-chart-{name}")
 
     gr.Markdown(text("cmp_diff_heading"))
     diff = gr.HTML(elem_id="compare-diff")
@@ -129,7 +148,7 @@ def build(studio: Studio, opener: Any) -> None:
                         elem_id="compare-downloads")
     export_notice = gr.Markdown()
 
-    ab_chat_panel.build(studio, runs)
+    ab_chat_panel.build(studio, runs, locale)
 
     def show(ids: list[int] | None, x: str, smooth: float, language: str | None = "en") -> tuple:
         if not ids:
@@ -141,8 +160,8 @@ def build(studio: Studio, opener: Any) -> None:
         try:
             comparison = studio.compare_runs(list(ids), x or "step", float(smooth or 0))
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
-            return failure_markdown(e), "", {}, ""
-        return ("", summary_html(comparison, language), charts_data(comparison, x or "step"),
+            return views.failure_text(e, language), "", {}, ""
+        return ("", summary_html(comparison, language), charts_data(comparison, x or "step", language),
                 diff_html(comparison, language))
 
     def open_tab(ids: list[int] | None) -> dict:
@@ -153,7 +172,7 @@ def build(studio: Studio, opener: Any) -> None:
         try:
             path = studio.export_comparison_csv(list(ids or []))
         except Exception as e:  # noqa: BLE001
-            return gr.update(value=None, visible=False), failure_markdown(e)
+            return gr.update(value=None, visible=False), views.failure_text(e, language)
         return (gr.update(value=[str(path)], visible=True),
                 say("cmp_csv_done", language, name=path.name))
 
@@ -161,7 +180,7 @@ def build(studio: Studio, opener: Any) -> None:
         try:
             paths = studio.export_comparison_charts(list(ids or []), x or "step", float(smooth or 0))
         except Exception as e:  # noqa: BLE001
-            return gr.update(value=None, visible=False), failure_markdown(e)
+            return gr.update(value=None, visible=False), views.failure_text(e, language)
         return (gr.update(value=[str(p) for p in paths], visible=True),
                 say("cmp_png_done", language, count=len(paths)))
 
@@ -177,3 +196,6 @@ def build(studio: Studio, opener: Any) -> None:
     read_locale([export_csv.click]).then(do_csv, [runs, locale], [downloads, export_notice], api_name="compare_csv")
     read_locale([export_png.click]).then(do_png, [runs, x_axis, smoothing, locale], [downloads, export_notice],
                                          api_name="compare_png")
+    if switch is not None:  # its value is the language chosen, so it stands in for the page's locale
+        switch.change(show, [runs, x_axis, smoothing, switch], [notice, summary, drawn, diff],
+                      api_visibility="private", show_progress="hidden")

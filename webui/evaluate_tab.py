@@ -9,32 +9,35 @@ from typing import Any
 import gradio as gr
 
 from core.evals.config import EvalConfig
-from core.evals.metrics import METRIC_LABELS
 from core.evals.results import SAMPLE_METRICS, SORTS, sample_rows
 from core.evals.service import eval_command
-from core.problems import ProblemsError
 from core.runs.launcher import shell_text
-from core.store.registry import EvalRecord
 from core.studio import Studio
 from core.train_config import TINY_MODEL
 from webui.datasets_tab import _thumbnail
-from webui.eval_views import before_after_frame, evaluations_table, progress_html, sample_markdown, samples_frame
+from webui.eval_views import (
+    before_after_frame,
+    eval_choices,
+    evaluations_table,
+    failure_text,
+    metric_label,
+    problems_text,
+    progress_html,
+    sample_markdown,
+    samples_frame,
+)
 from webui.form import component_for
-from webui.i18n import t
-from webui.i18n import text as i18n_text
-from webui.messages import failure_markdown, problems_markdown
+from webui.i18n import WITH_LOCALE_JS, say, t
+from webui.messages import esc
+from webui.queue_reasons import wait_reason
 
 POLL_SECONDS = 2.0
 SETTINGS = [f for f in EvalConfig.fields() if f.name not in ("run_id", "result", "model", "dataset")]
-EVAL_LABELS = {f.name: f.metadata["label"] for f in EvalConfig.fields()}  # Check names each field by its label
 
 
-def eval_choices(records: list[EvalRecord]) -> list[tuple[str, int]]:
-    return [(f"{e.id}: {'run ' + str(e.run_id) if e.run_id else e.model} on {e.dataset} ({e.status})", e.id)
-            for e in records]
-
-
-def build(studio: Studio) -> dict[str, Any]:
+def build(studio: Studio, locale: gr.Textbox, switch: gr.Radio | None = None) -> dict[str, Any]:
+    """The Evaluate tab; ``locale`` is the app's input that events fill with the page's language (WITH_LOCALE_JS),
+    ``switch`` the language switch, after which the list and the evaluation shown are drawn again in its language."""
     gr.Markdown(t("ev_intro"))
     with gr.Row():
         target = gr.Dropdown(label=t("ev_target"), choices=studio.eval_targets(), value=TINY_MODEL, scale=3,
@@ -63,7 +66,7 @@ def build(studio: Studio) -> dict[str, Any]:
     before_after = gr.Dataframe(before_after_frame(None), interactive=False, label=t("ev_per_metric"))
     gr.Markdown(t("ev_per_sample"))
     with gr.Row():
-        metric = gr.Dropdown(label=t("ev_score"), choices=[(METRIC_LABELS[m], m) for m in SAMPLE_METRICS],
+        metric = gr.Dropdown(label=t("ev_score"), choices=[(t(f"et_metric_{m}"), m) for m in SAMPLE_METRICS],
                              value="rouge_l")
         order = gr.Dropdown(label=t("ev_sort"), choices=[(t(f"ev_sort_{i}"), s) for i, s in enumerate(SORTS)],
                             value=SORTS[0])
@@ -75,81 +78,91 @@ def build(studio: Studio) -> dict[str, Any]:
                            label=t("ev_samples"))
     with gr.Row(equal_height=False):
         image = gr.Image(label=t("ev_image"), type="pil", interactive=False, height=220, scale=1)
-        sample = gr.Markdown(sample_markdown(None, ""))
+        sample = gr.Markdown(t("ev_click_row"))
     shown_rows = gr.State([])
     seen = gr.State(None)  # (id, status, step) last drawn, so polling redraws only what changed
 
     def form_settings(values: tuple) -> dict[str, Any]:
         return {f.name: v for f, v in zip(SETTINGS, values, strict=True)}
 
+    # Every event that draws a message ends its inputs with the locale box (its value comes last in *values), which
+    # WITH_LOCALE_JS fills with the page's language; through the API it is an optional last parameter (English).
     def do_check(tgt: str, ds: str, *values: Any) -> tuple[str, str]:
-        config, problems = studio.check_evaluation(tgt, {"dataset": ds, **form_settings(values)})
-        text = problems_markdown(problems, labels=EVAL_LABELS) if problems else "✅ Ready to evaluate."
+        *values, language = values
+        config, problems = studio.check_evaluation(tgt, {"dataset": ds, **form_settings(tuple(values))})
+        text = problems_text(problems, language) if problems else say("et_ready", language)
         return text, shell_text(eval_command(config, studio.paths.root))
 
     def do_start(tgt: str, ds: str, *values: Any) -> tuple[str, str, Any]:
+        *values, language = values
         try:
-            eval_id = studio.start_evaluation(tgt, {"dataset": ds, **form_settings(values)})
-        except ProblemsError as e:
-            return problems_markdown(e.problems, labels=EVAL_LABELS), "", gr.update()
+            eval_id, waits = studio.submit_evaluation(tgt, {"dataset": ds, **form_settings(tuple(values))})
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
-            return failure_markdown(e), "", gr.update()
+            return failure_text(e, language), "", gr.update()
         view = studio.evaluation_view(eval_id)
-        return (f"▶️ Started evaluation {eval_id}.", view.command,
-                gr.update(choices=eval_choices(studio.list_evaluations()), value=eval_id))
+        said = say("et_queued", language, eval_id=eval_id, reason=esc(wait_reason(waits, language))) if waits \
+            else say("et_started", language, eval_id=eval_id)
+        return (said, view.command,
+                gr.update(choices=eval_choices(studio.list_evaluations(), language), value=eval_id))
 
-    def draw(eval_id: int | None, score: str, sort: str) -> tuple:
+    def draw(eval_id: int | None, score: str, sort: str, language: str | None = "en") -> tuple:
         if eval_id is None:
-            return "", i18n_text("ev_pick_first"), before_after_frame(None), samples_frame([]), [], None
+            return ("", say("ev_pick_first", language), before_after_frame(None), samples_frame([]), [], None)
         try:
             view = studio.evaluation_view(int(eval_id))
         except Exception as e:  # noqa: BLE001
-            return "", failure_markdown(e), before_after_frame(None), samples_frame([]), [], None
+            return "", failure_text(e, language), before_after_frame(None), samples_frame([]), [], None
         rows = sample_rows(view.results, score, sort)
         r = view.record
-        text = f"Headless command:\n```\n{view.command}\n```"
-        if r.error:
-            text = f"**Error:**\n```\n{r.error}\n```\n\n" + text
+        text = f"{say('et_headless', language)}\n```\n{view.command}\n```"
+        if r.error:  # the job's own words, as it wrote them
+            text = f"{say('et_error', language)}\n```\n{r.error}\n```\n\n" + text
         if view.summary and not view.summary.get("complete", True):
-            text = "Partial results: the evaluation ended before every sample was scored.\n\n" + text
-        return (progress_html(r), text, before_after_frame(view.summary), samples_frame(rows), rows,
-                (r.id, r.status, r.step))
+            text = say("et_partial", language) + "\n\n" + text
+        return (progress_html(r, language), text, before_after_frame(view.summary, language), samples_frame(rows),
+                rows, (r.id, r.status, r.step))
 
-    def poll(eval_id: int | None, score: str, sort: str, last: Any) -> tuple:
+    def poll(eval_id: int | None, score: str, sort: str, last: Any, language: str | None = "en") -> tuple:
         records = studio.list_evaluations()
-        choices = eval_choices(records)
+        choices = eval_choices(records, language)
         current = next((e for e in records if eval_id is not None and e.id == int(eval_id)), None)
         state = (current.id, current.status, current.step) if current else None
         if state is not None and last is not None and tuple(last) == state:
-            return (evaluations_table(records), gr.update(choices=choices), progress_html(current),
-                    *(gr.skip(),) * 5)
-        return (evaluations_table(records), gr.update(choices=choices), *draw(eval_id, score, sort))
+            return (evaluations_table(records, language), gr.update(choices=choices),
+                    progress_html(current, language), *(gr.skip(),) * 5)
+        return (evaluations_table(records, language), gr.update(choices=choices),
+                *draw(eval_id, score, sort, language))
 
-    def do_stop(eval_id: int | None) -> str:
+    def redraw(eval_id: int | None, score: str, sort: str, language: str | None) -> tuple:
+        """After a language switch: the list and the evaluation shown, in the language chosen."""
+        return poll(eval_id, score, sort, None, language)
+
+    def do_stop(eval_id: int | None, language: str | None = "en") -> str:
         if eval_id is None:
-            return "Choose an evaluation first."
+            return say("et_choose_first", language)
         try:
             asked = studio.stop_evaluation(int(eval_id))
         except Exception as e:  # noqa: BLE001
-            return failure_markdown(e)
-        return "⏹️ Stop requested: the evaluation keeps what it scored." if asked else "That one is not running."
+            return failure_text(e, language)
+        return say("et_stop_asked" if asked else "et_not_running", language)
 
-    def pick(rows: list[dict], score: str, evt: gr.SelectData) -> tuple:
+    def pick(rows: list[dict], score: str, language: str | None, evt: gr.SelectData) -> tuple:
         index = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
         if not rows or index is None or index >= len(rows):
-            return None, sample_markdown(None, "")
+            return None, sample_markdown(None, "", language)
         row = rows[index]
         picture = next((studio.dataset_image(p) for p in row.get("images", []) if studio.dataset_image(p)), None)
-        return (_thumbnail(picture, 320) if picture else None), sample_markdown(row, METRIC_LABELS[score])
+        return ((_thumbnail(picture, 320) if picture else None),
+                sample_markdown(row, metric_label(score, language), language))
 
-    def do_export(eval_id: int | None, score: str, sort: str) -> tuple[Any, str]:
+    def do_export(eval_id: int | None, score: str, sort: str, language: str | None = "en") -> tuple[Any, str]:
         if eval_id is None:
-            return gr.update(visible=False), "Choose an evaluation first."
+            return gr.update(visible=False), say("et_choose_first", language)
         try:
             path = studio.evals.export_csv(int(eval_id), score, sort)
         except Exception as e:  # noqa: BLE001
-            return gr.update(visible=False), failure_markdown(e)
-        return gr.update(value=str(path), visible=True), f"✅ {path.name}: click the file to download it."
+            return gr.update(visible=False), failure_text(e, language)
+        return gr.update(value=str(path), visible=True), say("et_exported", language, name=path.name)
 
     def results_json(eval_id: int) -> str:
         view = studio.evaluation_view(int(eval_id))
@@ -161,18 +174,23 @@ def build(studio: Studio) -> dict[str, Any]:
         return json.dumps([{"id": e.id, "run_id": e.run_id, "status": e.status, "step": e.step,
                             "total_steps": e.total_steps, "error": e.error} for e in studio.list_evaluations()])
 
-    inputs = [target, dataset, *settings]
+    page = {"js": WITH_LOCALE_JS}
+    inputs = [target, dataset, *settings, locale]
+    shown_by = [chosen, metric, order, locale]
     views = [progress, details, before_after, samples, shown_rows, seen]
-    check.click(do_check, inputs, [notice, command], api_name="check_evaluation")
-    start.click(do_start, inputs, [notice, command, chosen], api_name="start_evaluation")
-    stop.click(do_stop, chosen, notice, api_name="stop_evaluation")
-    chosen.change(draw, [chosen, metric, order], views, api_name="evaluation_results")
-    metric.change(draw, [chosen, metric, order], views, api_visibility="private")
-    order.change(draw, [chosen, metric, order], views, api_visibility="private")
-    gr.Timer(POLL_SECONDS).tick(poll, [chosen, metric, order, seen], [table, chosen, *views],
-                                api_visibility="private", show_progress="hidden")
-    samples.select(pick, [shown_rows, metric], [image, sample], api_visibility="private")
-    export.click(do_export, [chosen, metric, order], [csv_file, export_notice], api_name="export_evaluation_csv")
+    check.click(do_check, inputs, [notice, command], api_name="check_evaluation", **page)
+    start.click(do_start, inputs, [notice, command, chosen], api_name="start_evaluation", **page)
+    stop.click(do_stop, [chosen, locale], notice, api_name="stop_evaluation", **page)
+    chosen.change(draw, shown_by, views, api_name="evaluation_results", **page)
+    metric.change(draw, shown_by, views, api_visibility="private", **page)
+    order.change(draw, shown_by, views, api_visibility="private", **page)
+    gr.Timer(POLL_SECONDS).tick(poll, [chosen, metric, order, seen, locale], [table, chosen, *views],
+                                api_visibility="private", show_progress="hidden", **page)
+    samples.select(pick, [shown_rows, metric, locale], [image, sample], api_visibility="private", **page)
+    export.click(do_export, shown_by, [csv_file, export_notice], api_name="export_evaluation_csv", **page)
+    if switch is not None:  # its value is the language chosen, so it stands in for the page's locale
+        switch.change(redraw, [chosen, metric, order, switch], [table, chosen, *views], api_visibility="private",
+                      show_progress="hidden")
     refresh_lists.click(lambda: (gr.update(choices=studio.eval_targets()),
                                  gr.update(choices=[d.name for d in studio.list_datasets()])),
                         None, [target, dataset], api_name="evaluation_targets")

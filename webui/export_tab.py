@@ -9,14 +9,37 @@ import gradio as gr
 from core.datasets.limits import human_size
 from core.export import MERGE_DTYPES, merge_refusal
 from core.studio import Studio
-from webui.i18n import t, text
-from webui.messages import code, esc, failure_markdown
+from webui import chat_views as views
+from webui.i18n import WITH_LOCALE_JS, say, t
+from webui.messages import code, esc
 
 PROGRESS = gr.Progress()  # the default Gradio replaces with a live progress bar per call
 
 
-def build(studio: Studio) -> dict[str, Any]:
+def about_markdown(run: Any, locale: str | None = "en") -> str:
+    """The chosen run in one line: what it is, and whether its result can be merged into its base (or why not)."""
+    why = merge_refusal(run.method)
+    merge_line = (say("xt_mergeable", locale) if why is None
+                  else say("xt_not_offered", locale, why=esc(views.merge_reason(run.method, why, locale))))
+    return say("xt_about", locale, run=run.id, name=esc(run.name), method=esc(run.method), model=code(run.model),
+               status=esc(views.status_word(run.status, locale)), merge=merge_line)
+
+
+def zip_markdown(result: Any, locale: str | None = "en") -> str:
+    return say("xt_zip_done", locale, name=code(result.path.name), files=len(result.files),
+               size=human_size(result.size))
+
+
+def merged_markdown(result: Any, locale: str | None = "en") -> str:
+    return say("xt_merged", locale, dtype=esc(result.dtype), size=human_size(result.size), folder=code(result.folder))
+
+
+def build(studio: Studio, locale: gr.Textbox | None = None, switch: gr.Radio | None = None) -> dict[str, Any]:
+    """The Export tab; ``locale`` is the app's input that events fill with the page's language (WITH_LOCALE_JS),
+    ``switch`` the language switch, after which the chosen run's line is drawn again in its language."""
     service = studio.exports
+    if locale is None:
+        locale = gr.Textbox("en", visible=False)
     gr.Markdown(t("ex_intro"))
     with gr.Row():
         chosen = gr.Dropdown(label=t("ex_run"), choices=service.choices(), value=None, scale=3,
@@ -38,47 +61,47 @@ def build(studio: Studio) -> dict[str, Any]:
             merged_download = gr.File(label=t("ex_merged_zip"), interactive=False)
             merged_notice = gr.Markdown()
 
-    def describe(run_id: str | None) -> str:
+    def describe(run_id: str | None, language: str | None = "en") -> str:
         if not run_id:
-            return text("ex_pick_first")
+            return say("ex_pick_first", language)
         try:
             run = service.finished_run(run_id)
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
-            return failure_markdown(e)
-        why = merge_refusal(run.method)
-        merge_line = "It can be merged into its base." if why is None else f"Merging: not offered — {esc(why)}."
-        return (f"Run {run.id} **{esc(run.name)}**: {esc(run.method)} on {code(run.model)}, {esc(run.status)}. "
-                f"{merge_line}")
+            return views.failure_text(e, language)
+        return about_markdown(run, language)
 
-    def zip_run(run_id: str | None) -> tuple[str | None, str]:
+    def zip_run(run_id: str | None, language: str | None = "en") -> tuple[str | None, str]:
         try:
             result = service.zip_result(run_id)
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
-            return None, failure_markdown(e)
-        return str(result.path), (f"✅ {code(result.path.name)}: {len(result.files)} files, "
-                                  f"{human_size(result.size)}. Click the file above to download it.")
+            return None, views.failure_text(e, language)
+        return str(result.path), zip_markdown(result, language)
 
-    def merge_run(run_id: str | None, chosen_dtype: str, progress: gr.Progress = PROGRESS) -> str:
-        progress(0, desc="Loading the base in full precision and merging…")
+    def merge_run(run_id: str | None, chosen_dtype: str, language: str | None = "en",
+                  progress: gr.Progress = PROGRESS) -> str:
+        progress(0, desc=say("xt_merging", language))
         try:
             result = service.merge(run_id, chosen_dtype)
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
-            return failure_markdown(e)
-        return (f"✅ Merged model saved ({esc(result.dtype)}, {human_size(result.size)}):\n\n"
-                f"{code(result.folder)}\n\nIt loads on its own with `from_pretrained`, processor included, and "
-                "the Chat tab offers it. **Download the merged model as a zip** takes it away.")
+            return views.failure_text(e, language)
+        return merged_markdown(result, language)
 
-    def zip_merged_run(run_id: str | None) -> tuple[str | None, str]:
+    def zip_merged_run(run_id: str | None, language: str | None = "en") -> tuple[str | None, str]:
         try:
             result = service.zip_merged(run_id)
         except Exception as e:  # noqa: BLE001 - shown to the person, not raised
-            return None, failure_markdown(e)
-        return str(result.path), (f"✅ {code(result.path.name)}: {len(result.files)} files, "
-                                  f"{human_size(result.size)}. Click the file above to download it.")
+            return None, views.failure_text(e, language)
+        return str(result.path), zip_markdown(result, language)
 
-    chosen.change(describe, chosen, about, api_visibility="private")
-    make_zip.click(zip_run, chosen, [download, zip_notice], api_name="export_zip")
-    merge.click(merge_run, [chosen, dtype], merge_notice, api_name="export_merge")
-    zip_merged.click(zip_merged_run, chosen, [merged_download, merged_notice], api_name="export_merged_zip")
+    # Every event that writes a message ends its inputs with the locale box (filled by WITH_LOCALE_JS); through the
+    # API it is an optional last parameter (English when left out).
+    page = {"js": WITH_LOCALE_JS}
+    chosen.change(describe, [chosen, locale], about, api_visibility="private", **page)
+    make_zip.click(zip_run, [chosen, locale], [download, zip_notice], api_name="export_zip", **page)
+    merge.click(merge_run, [chosen, dtype, locale], merge_notice, api_name="export_merge", **page)
+    zip_merged.click(zip_merged_run, [chosen, locale], [merged_download, merged_notice], api_name="export_merged_zip",
+                     **page)
+    if switch is not None:  # its value is the language chosen, so it stands in for the page's locale
+        switch.change(describe, [chosen, switch], about, api_visibility="private", show_progress="hidden")
     refresh.click(lambda: gr.update(choices=service.choices()), None, chosen, api_name="export_runs")
     return {"chosen": chosen, "choices": service.choices}

@@ -10,17 +10,18 @@ from core.runs.deletion import DeletionPlan
 from core.studio import Studio
 from webui.i18n import EN_STRINGS as EN
 from webui.i18n import WITH_LOCALE_JS, say, t
-from webui.messages import code, esc, failure_markdown
+from webui.messages import code, esc
+from webui.runs_views import please_fix
 
-ALL = "all"  # the filters' "any" value (its label is translated); sizes and failures stay English
+ALL = "all"  # the filters' "any" value (its label is translated); core's failures stay English
 CHOOSE = EN["manage_choose"]
 
 
-def size_text(count: int) -> str:
+def size_text(count: int, locale: str | None = "en") -> str:
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if count >= size:
             return f"{count / size:.1f} {unit}"
-    return f"{count} bytes"
+    return say("rt_bytes", locale, count=count)
 
 
 def confirmation_markdown(plan: DeletionPlan, locale: str | None = "en") -> str:
@@ -28,7 +29,7 @@ def confirmation_markdown(plan: DeletionPlan, locale: str | None = "en") -> str:
     lines = [say("manage_confirm_title", locale, run_id=plan.run_id, name=esc(plan.name)), ""]
     if plan.folder and plan.folder.deletable:
         lines.append(say("manage_folder", locale, path=code(plan.folder.path),
-                         size=size_text(plan.folder.bytes)))
+                         size=size_text(plan.folder.bytes, locale)))
     else:
         lines.append(say("manage_record_only", locale))
     if plan.checkpoints:
@@ -39,14 +40,14 @@ def confirmation_markdown(plan: DeletionPlan, locale: str | None = "en") -> str:
     for eval_id, folder in plan.evaluations:
         if folder and folder.deletable:
             lines.append(say("manage_evaluation_in", locale, eval_id=eval_id, path=code(folder.path),
-                             size=size_text(folder.bytes)))
+                             size=size_text(folder.bytes, locale)))
         else:
             lines.append(say("manage_evaluation", locale, eval_id=eval_id))
     if not plan.evaluations:
         lines.append(say("manage_no_evaluations", locale))
     if plan.waiting_in_queue:
         lines.append(say("manage_queue_place", locale))
-    lines += ["", say("manage_total", locale, size=size_text(plan.total_bytes))]
+    lines += ["", say("manage_total", locale, size=size_text(plan.total_bytes, locale))]
     lines += [f"\n⚠️ {esc(note)}" for note in plan.notes]
     return "\n".join(lines)
 
@@ -65,7 +66,7 @@ def rename(studio: Studio, run_id: int | None, name: str, locale: str | None = "
     try:
         run = studio.rename_run(int(run_id), name)
     except Exception as e:  # noqa: BLE001
-        return failure_markdown(e)
+        return please_fix(e, locale)
     return say("manage_renamed", locale, run_id=run.id, name=esc(run.name))
 
 
@@ -75,7 +76,7 @@ def save_notes(studio: Studio, run_id: int | None, notes: str, locale: str | Non
     try:
         studio.set_run_notes(int(run_id), notes)
     except Exception as e:  # noqa: BLE001
-        return failure_markdown(e)
+        return please_fix(e, locale)
     return say("manage_notes_saved", locale, run_id=int(run_id))
 
 
@@ -86,7 +87,7 @@ def ask_delete(studio: Studio, run_id: int | None, locale: str | None = "en") ->
     try:
         plan = studio.deletion_plan(int(run_id))
     except Exception as e:  # noqa: BLE001
-        return failure_markdown(e), gr.update(visible=False)
+        return please_fix(e, locale), gr.update(visible=False)
     return confirmation_markdown(plan, locale), gr.update(visible=True)
 
 
@@ -96,13 +97,15 @@ def confirm_delete(studio: Studio, run_id: int | None, locale: str | None = "en"
     try:
         plan = studio.delete_run(int(run_id))
     except Exception as e:  # noqa: BLE001
-        return failure_markdown(e), gr.update(visible=False)
+        return please_fix(e, locale), gr.update(visible=False)
     return say("manage_deleted", locale, run_id=plan.run_id, name=esc(plan.name),
-               size=size_text(plan.total_bytes)), gr.update(visible=False)
+               size=size_text(plan.total_bytes, locale)), gr.update(visible=False)
 
 
-def build(studio: Studio, chosen: gr.components.Component, action: gr.components.Component) -> dict[str, Any]:
-    """Rename, notes and delete for the run chosen in the Runs tab; messages go to ``action``."""
+def build(studio: Studio, chosen: gr.components.Component, action: gr.components.Component,
+          locale: gr.Textbox | None = None) -> dict[str, Any]:
+    """Rename, notes and delete for the run chosen in the Runs tab; messages go to ``action``, in the language
+    WITH_LOCALE_JS puts in ``locale`` (the app's, else one of its own)."""
     with gr.Accordion(t("manage_title"), open=False):
         with gr.Row():
             name = gr.Textbox(label=t("manage_name"), max_lines=1, scale=3)
@@ -113,7 +116,8 @@ def build(studio: Studio, chosen: gr.components.Component, action: gr.components
             delete = gr.Button(t("manage_delete"), variant="stop", size="sm")
             confirm = gr.Button(t("manage_confirm"), variant="stop", size="sm", visible=False)
             keep = gr.Button(t("manage_keep"), size="sm", visible=False)
-        locale = gr.Textbox("en", visible=False)  # filled with the page's language by WITH_LOCALE_JS
+        if locale is None:
+            locale = gr.Textbox("en", visible=False)  # filled with the page's language by WITH_LOCALE_JS
 
     do_rename.click(lambda r, n, lang="en": rename(studio, r, n, lang), [chosen, name, locale], action,
                     api_name="rename_run", js=WITH_LOCALE_JS)
