@@ -65,13 +65,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     setattr(item, f"report_{report.when}", report)
 
 
-@pytest.fixture
-def page(browser: object, studio_server: tuple[str, object], request: pytest.FixtureRequest) -> Iterator[object]:
-    """A fresh page on the studio; saved as test-artifacts/<test>.png when the test fails."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
+def opened(browser: object, url: str, locale: str, first_tab: str, request: pytest.FixtureRequest
+           ) -> Iterator[object]:
+    """A fresh page on the studio in a browser of ``locale``, once the page-load handler has returned; saved as
+    test-artifacts/<test>.png when the test fails."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale=locale)
     tab = context.new_page()
-    tab.goto(studio_server[0])
-    tab.get_by_role("tab", name="Datasets").wait_for()
+    tab.goto(url)
+    tab.get_by_role("tab", name=first_tab).wait_for(timeout=30_000)
     # The page-load handler sets the language switch; a click before it returns would be undone by it.
     tab.wait_for_function(LOADED_JS, timeout=30_000)
     yield tab
@@ -80,3 +81,15 @@ def page(browser: object, studio_server: tuple[str, object], request: pytest.Fix
         ARTIFACTS.mkdir(exist_ok=True)
         tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+
+
+@pytest.fixture
+def page(browser: object, studio_server: tuple[str, object], request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh page on the studio in an English browser."""
+    yield from opened(browser, studio_server[0], "en-US", "Datasets", request)
+
+
+@pytest.fixture
+def zh_page(browser: object, studio_server: tuple[str, object], request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh page on the studio in a browser whose language is Simplified Chinese."""
+    yield from opened(browser, studio_server[0], "zh-CN", "数据集", request)

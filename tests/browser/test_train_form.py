@@ -52,17 +52,12 @@ def test_qlora_shows_its_4bit_nf4_base_at_once_and_hides_lora_only_for_others(pa
     assert not page.get_by_label("LoRA rank", exact=True).is_visible()
 
 
-def test_the_browsers_language_chooses_chinese(browser, studio_server) -> None:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
-    try:
-        tab = context.new_page()
-        tab.goto(studio_server[0])
-        tab.get_by_role("tab", name="训练").wait_for(timeout=30_000)
-        assert tab.get_by_role("tab", name="Train").count() == 0
-        tab.get_by_role("tab", name="训练").click()
-        tab.get_by_text("预计峰值").first.wait_for(timeout=30_000)  # the memory estimate, built on the server
-    finally:
-        context.close()
+def test_the_browsers_language_chooses_chinese(zh_page) -> None:
+    tab = zh_page
+    tab.get_by_role("tab", name="训练").wait_for(timeout=30_000)
+    assert tab.get_by_role("tab", name="Train").count() == 0
+    tab.get_by_role("tab", name="训练").click()
+    tab.get_by_text("预计峰值").first.wait_for(timeout=30_000)  # the memory estimate, built on the server
 
 
 def test_switching_to_chinese_changes_the_tabs_and_checks_messages_and_is_remembered(page) -> None:
