@@ -11,7 +11,6 @@ from typing import Any
 import gradio as gr
 
 from core.chat import CHAT_LOADINGS
-from core.compare.ab_chat import busy_jobs
 from core.datasets.records import IMAGE_PLACEHOLDER, Message
 from core.studio import Studio
 from core.train_config import TINY_MODEL
@@ -19,21 +18,12 @@ from webui import chat_views as views
 from webui.builds import PROGRESS, build_now, pending_markdown
 from webui.i18n import WITH_LOCALE_JS, say, t
 
-CHAT_FITS = "{icon} Chat needs about {chat} GB on {card}{beside}: {verdict}."
-BESIDE_RUNS = ", beside {gb} GB for the {jobs} now"
 VERDICT_ICONS = {"fits": "✅", "tight": "⚠️", "will not fit": "❌"}
 
 
 def memory_markdown(result: dict[str, Any], locale: str | None = "en") -> str:
     """One line: what chat with this model needs, next to the runs training now, on the card in use (or 24 GB)."""
-    if not views.is_english(locale):
-        return views.memory_text(result, locale, VERDICT_ICONS)
-    if not result.get("ok"):
-        return f"Memory estimate unavailable: {result.get('reason', '')}"
-    busy = busy_jobs(len(result["runs"]), len(result.get("evaluations", [])))
-    beside = BESIDE_RUNS.format(gb=f"{result['training_gb']:.1f}", jobs=busy) if busy else ""
-    return CHAT_FITS.format(icon=VERDICT_ICONS[result["verdict"]], chat=f"{result['chat_gb']:.1f}",
-                            card=result["card"]["label"], beside=beside, verdict=result["verdict"])
+    return views.memory_text(result, locale, VERDICT_ICONS)
 
 
 def tolerant_image(**kwargs: Any) -> gr.Image:

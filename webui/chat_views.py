@@ -10,7 +10,7 @@ from typing import Any
 from core.compare.summary import Column
 from core.export import NOT_MERGEABLE, merge_refusal
 from core.problems import Problem, ProblemsError
-from webui.i18n import catalogues, say
+from webui.i18n import catalogues, say, status_word
 from webui.messages import esc, failure_markdown
 
 VERDICT_KEYS = {"fits": "ct_verdict_fits", "tight": "ct_verdict_tight", "will not fit": "ct_verdict_will_not_fit"}
@@ -26,11 +26,6 @@ def phrase(key: str, locale: str | None, fallback: str, **values: object) -> str
     if key not in catalogues()["en"]:
         return fallback
     return say(key, locale, **values)
-
-
-def status_word(status: str, locale: str | None = "en") -> str:
-    """A run's status (core's word) in ``locale``; a status the catalogue lacks stays as it is."""
-    return phrase(f"xt_status_{status}", locale, status)
 
 
 def merge_reason(method: str, why: str, locale: str | None = "en") -> str:
@@ -105,7 +100,7 @@ def failure_text(error: BaseException, locale: str | None = "en") -> str:
     """failure_markdown in ``locale``: its title, the place and core's fixed sentences; other exceptions as they are."""
     if is_english(locale) or not isinstance(error, ProblemsError) or not error.problems:
         return failure_markdown(error)
-    lines = [f"**{say('ct_please_fix', locale)}**", ""]
+    lines = [f"**{say('please_fix', locale)}**", ""]
     for p in error.problems:
         icon = "⚠️" if p.severity == "warning" else "❌"
         where = where_text(p, locale)
@@ -140,8 +135,7 @@ NO_MODEL = re.compile(r"There is no model or run (?P<choice>.+)\.")
 
 
 def memory_text(result: dict[str, Any], locale: str | None, icons: dict[str, str]) -> str:
-    """The Chat tab's memory line in a language other than English (chat_tab.memory_markdown says it in English);
-    ``icons``: the verdict's icon by verdict."""
+    """The Chat tab's memory line in ``locale``; ``icons``: the verdict's icon by verdict."""
     if not result.get("ok"):
         reason = str(result.get("reason", ""))
         if match := NO_MODEL.fullmatch(reason):

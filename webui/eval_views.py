@@ -13,7 +13,7 @@ from core.evals.metrics import METRIC_LABELS
 from core.evals.results import before_after, shown
 from core.problems import Problem, ProblemsError
 from core.store.registry import EvalRecord
-from webui.i18n import EN_STRINGS, catalogues, problem_text, resolve, say
+from webui.i18n import EN_STRINGS, catalogues, problem_text, resolve, say, status_word
 from webui.messages import esc, failure_markdown
 from webui.queue_reasons import wait_reason
 
@@ -26,12 +26,6 @@ HEADLINE_METRICS = (("exact_match", "EM"), ("rouge_l", "ROUGE-L"), ("loss", None
 SAMPLES_SCORED = "Samples scored"  # the before/after table's last row, as core/evals/results.py names it
 STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "failed": "❌",
                 "failed_oom": "💥", "lost": "❓"}
-
-
-def status_word(status: str, locale: str | None = "en") -> str:
-    """A job's status in ``locale`` (English: the status itself); one the catalogue lacks stays as it is."""
-    key = f"et_status_{status}"
-    return say(key, locale) if key in EN_STRINGS else status
 
 
 def metric_label(metric: str, locale: str | None = "en") -> str:
@@ -75,7 +69,7 @@ def problems_text(problems: list[Problem], locale: str | None = "en") -> str:
     if not problems:
         return ""
     labels = catalogues().get(locale or "en", {})
-    lines = [f"**{say('et_please_fix', locale)}**", ""]
+    lines = [f"**{say('please_fix', locale)}**", ""]
     for p in problems:
         icon = "⚠️" if p.severity == "warning" else "❌"
         label_key = f"evfield_{p.field}"

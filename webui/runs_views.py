@@ -11,7 +11,7 @@ import pandas as pd
 
 from core.store.registry import EvalRecord, RunRecord
 from webui.eval_views import eval_summary_markdown, headline
-from webui.i18n import catalogues, say
+from webui.i18n import say, status_word
 from webui.messages import esc, failure_markdown
 from webui.queue_reasons import wait_reason
 
@@ -36,14 +36,9 @@ SKIP_TEMPLATES = [
 ]
 
 
-def status_word(status: str, locale: str | None = "en") -> str:
-    """A run's status (core's word) in ``locale``; a status the catalogue lacks stays as core says it."""
-    return catalogues().get(locale or "en", {}).get(f"rt_status_{status}", status)
-
-
 def please_fix(error: BaseException, locale: str | None = "en") -> str:
     """failure_markdown with its title in ``locale``; core's messages stay as they are."""
-    return failure_markdown(error, say("rt_please_fix", locale))
+    return failure_markdown(error, say("please_fix", locale))
 
 
 def skip_reason(why: str, locale: str | None = "en") -> str:

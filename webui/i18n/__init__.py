@@ -153,6 +153,11 @@ def say(key: str, locale: str | None = "en", **values: object) -> str:
     return strings.get(key, catalogues()["en"][key]).format(**values)
 
 
+def status_word(status: str, locale: str | None = "en") -> str:
+    """A job's status (core's word: queued, running, ...) in ``locale``; one the catalogue lacks stays as it is."""
+    return catalogues().get(locale or "en", catalogues()["en"]).get(f"status_{status}", status)
+
+
 def term_label(label: str, locale: str | None = "en") -> str:
     """A memory estimate term's label (core's English) in ``locale``; a term the catalogue lacks stays English."""
     key = "memterm_" + re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
